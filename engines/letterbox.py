@@ -1,0 +1,60 @@
+"""Letterbox resize (Ultralytics convention) and the inverse mapping back to frame pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was placed into the network input: scaled by `gain`, then
+    padded by `left`/`top` pixels. `frame_hw` is the original frame size."""
+
+    gain: float
+    left: int
+    top: int
+    frame_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+
+    def boxes_to_frame(self, xyxy: np.ndarray) -> np.ndarray:
+        """Input-pixel boxes -> frame-pixel boxes, clipped to the frame."""
+        out = (xyxy - np.array([self.left, self.top, self.left, self.top], dtype=xyxy.dtype)) / self.gain
+        h, w = self.frame_hw
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
+        return out
+
+    def points_to_frame(self, xy: np.ndarray) -> np.ndarray:
+        """Input-pixel points (..., 2) -> frame pixels, clipped to the frame."""
+        out = (xy - np.array([self.left, self.top], dtype=xy.dtype)) / self.gain
+        h, w = self.frame_hw
+        out[..., 0] = out[..., 0].clip(0, w)
+        out[..., 1] = out[..., 1].clip(0, h)
+        return out
+
+
+def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio and pad with grey to `input_hw`, centred."""
+    h, w = image.shape[:2]
+    ih, iw = input_hw
+    gain = min(ih / h, iw / w)
+    new_w, new_h = int(round(w * gain)), int(round(h * gain))
+    dw, dh = (iw - new_w) / 2, (ih - new_h) / 2
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return padded, Letterbox(gain, left, top, (h, w), (ih, iw))
+
+
+def to_blob(image: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> RGB float32 (1, 3, H, W) in [0, 1]."""
+    blob = image[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32)
+    blob *= 1 / 255.0
+    return blob

@@ -1,0 +1,160 @@
+"""A model = a backend (runs the file) + an adapter (understands its outputs).
+
+`Model` is usable on its own (`Model.load("yolov8n-seg.onnx")(frame)`); the
+pipeline calls its three steps on separate threads so they overlap.
+`ModelSet` runs several models on the same frame and fuses their persons.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from stream.errors import ConfigError
+from stream.types import Detections, Frame
+
+from .backend import Backend, load_backend
+from .fusion import fuse_keypoints
+from .letterbox import Letterbox
+from .yolo import PostprocessConfig, YoloAdapter, make_adapter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """What preprocessing hands to inference for one frame and one model."""
+
+    feed: dict[str, np.ndarray]
+    letterbox: Letterbox
+
+
+class Model:
+    def __init__(self, backend: Backend, adapter: YoloAdapter, path: str = "") -> None:
+        self.backend = backend
+        self.adapter = adapter
+        self.path = path
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        classes: Sequence[str] | None = None,
+        backend: str = "auto",
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> Model:
+        runtime = load_backend(path, backend, device, threads)
+        adapter = make_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
+        if classes:
+            adapter.restrict_classes(class_ids_for(classes, adapter.class_names, path))
+        return cls(runtime, adapter, path)
+
+    @property
+    def task(self) -> str:
+        return self.adapter.task
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.adapter.class_names
+
+    def preprocess(self, frame: Frame) -> Prepared:
+        feed, lb = self.adapter.preprocess(frame)
+        return Prepared(feed, lb)
+
+    def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        return self.backend.infer(prepared.feed)
+
+    def postprocess(self, outputs: dict[str, np.ndarray], prepared: Prepared) -> Detections:
+        return self.adapter.postprocess(outputs, prepared.letterbox)
+
+    def __call__(self, frame: Frame) -> Detections:
+        prepared = self.preprocess(frame)
+        return self.postprocess(self.infer(prepared), prepared)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def class_ids_for(names: Sequence[str], class_names: Sequence[str], source: str) -> tuple[int, ...]:
+    """Class names (or numeric ids) -> ids, with an error naming the unknown one."""
+    ids = []
+    for name in names:
+        if name.isdigit() and int(name) < len(class_names):
+            ids.append(int(name))
+        elif name in class_names:
+            ids.append(class_names.index(name))
+        else:
+            sample = ", ".join(class_names[:8]) + (", ..." if len(class_names) > 8 else "")
+            raise ConfigError(f"classes: {name!r} is not a class of {source} (it has: {sample})")
+    return tuple(ids)
+
+
+class ModelSet:
+    """Several models on the same frame; pose persons are fused onto the first
+    model's persons. Usable on its own like a `Model`."""
+
+    def __init__(self, models: Sequence[Model]) -> None:
+        if not models:
+            raise ConfigError("model: at least one --model is needed")
+        self.models = list(models)
+        primary = [m for m in self.models if m.task != "pose"]
+        # Output class ids are the primary model's; a pose-only run uses the pose model's.
+        self.primary = primary[0] if primary else self.models[0]
+        self.class_names = self.primary.class_names
+
+    def preprocess(self, frame: Frame) -> list[Prepared]:
+        return [m.preprocess(frame) for m in self.models]
+
+    def infer(self, prepared: list[Prepared]) -> list[dict[str, np.ndarray]]:
+        return [m.infer(p) for m, p in zip(self.models, prepared)]
+
+    def postprocess(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> Detections:
+        results = [m.postprocess(o, p) for m, o, p in zip(self.models, outputs, prepared)]
+        main = [r for m, r in zip(self.models, results) if m is self.primary or m.task != "pose"]
+        fused = Detections.concat(main)
+        person = _person_id(self.class_names)
+        for model, result in zip(self.models, results):
+            if model.task == "pose" and model is not self.primary:
+                fused = fuse_keypoints(fused, result, person, _person_id(model.class_names))
+        return fused
+
+    def __call__(self, frame: Frame) -> Detections:
+        prepared = self.preprocess(frame)
+        return self.postprocess(self.infer(prepared), prepared)
+
+    def close(self) -> None:
+        for m in self.models:
+            m.close()
+
+
+def load_models(
+    paths: Sequence[str],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    classes: Sequence[str] | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+) -> ModelSet:
+    """Load every model; `classes` filters each model to the names it has, and a
+    name no model has is an error."""
+    models = [Model.load(p, conf, iou, None, backend, device, threads) for p in paths]
+    if classes:
+        known = {n for m in models for n in m.class_names}
+        for name in classes:
+            if not name.isdigit() and name not in known:
+                class_ids_for([name], models[0].class_names, ", ".join(paths))
+        for m in models:
+            mine = [n for n in classes if n in m.class_names or n.isdigit()]
+            m.adapter.restrict_classes(class_ids_for(mine, m.class_names, m.path) if mine else ())
+    return ModelSet(models)
+
+
+def _person_id(names: Sequence[str]) -> int:
+    return list(names).index("person") if "person" in names else 0

@@ -1,0 +1,13 @@
+"""Core types, frame sources and the ZeroMQ wire format. Depends on nothing else in segstream."""
+
+from .errors import ConfigError, ModelError, PublishError, SegstreamError, SourceError
+from .publisher import Publisher
+from .sources import Source, open_source
+from .subscriber import Subscriber
+from .types import NUM_KEYPOINTS, Detections, Frame
+from .wire import WireError
+
+__all__ = [
+    "ConfigError", "Detections", "Frame", "ModelError", "NUM_KEYPOINTS", "PublishError", "Publisher",
+    "SegstreamError", "Source", "SourceError", "Subscriber", "WireError", "open_source",
+]

@@ -1,0 +1,31 @@
+"""Vectorised box geometry shared by the engines (NMS, model fusion) and the tracker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (N, M) between xyxy boxes a (N, 4) and b (M, 4)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """Top-left width/height (MOTChallenge) -> corners."""
+    out = np.array(boxes, dtype=np.float64, copy=True)
+    out[:, 2:4] += out[:, 0:2]
+    return out
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """Centre width/height (YOLO heads) -> corners."""
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, 0:2] - half, boxes[:, 0:2] + half], axis=1)

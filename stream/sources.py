@@ -1,0 +1,256 @@
+"""Frame sources: video files, image folders/globs, webcams and network streams.
+
+Two policies, chosen by the kind of source:
+
+- *Files* (video files, image folders) never drop a frame: the consumer pulls
+  at its own pace. With `realtime=True` a file is paced at its native FPS and
+  frames are skipped (and counted) when the consumer falls behind, which is
+  how a file stands in for a live camera.
+- *Live* sources (webcam index, rtsp/http URLs) are read by a thread that
+  keeps only the freshest frame. A slow consumer sees gaps in `Frame.seq`
+  and a growing `dropped` count, never growing latency.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+
+from .errors import SourceError
+from .types import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
+
+
+class Source:
+    """Iterable of `Frame`s. Use as a context manager or call `close()`."""
+
+    source_id: str
+    is_live: bool = False
+    fps: float | None = None
+    frame_count: int | None = None
+
+    def __init__(self, source_id: str) -> None:
+        self.source_id = source_id
+        self.dropped = 0
+        self._seq = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _make_frame(self, image: np.ndarray, pts: float | None = None, seq: int | None = None) -> Frame:
+        if seq is None:
+            seq = self._seq
+            self._seq += 1
+        return Frame(image, self.source_id, seq, time.time(), time.monotonic(), pts)
+
+
+class VideoFileSource(Source):
+    """A video file decoded with OpenCV (FFmpeg backend)."""
+
+    def __init__(self, path: str, source_id: str, realtime: bool = False) -> None:
+        super().__init__(source_id)
+        self.path = path
+        self.realtime = realtime
+        self._cap = cv2.VideoCapture(path)
+        if not self._cap.isOpened():
+            raise SourceError(f"cannot decode video file {path}: not a video, or a codec FFmpeg cannot read")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else None
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        interval = 1.0 / self.fps if (self.realtime and self.fps) else 0.0
+        t0 = time.monotonic()
+        index = 0
+        while True:
+            if interval:
+                lag = time.monotonic() - (t0 + index * interval)
+                if lag < 0:
+                    time.sleep(-lag)
+                elif lag > interval:
+                    # Behind the file's clock: skip frames without decoding them fully.
+                    if not self._cap.grab():
+                        return
+                    index += 1
+                    self._seq += 1
+                    self.dropped += 1
+                    continue
+            pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            ok, image = self._cap.read()
+            if not ok:
+                if index == 0:
+                    raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")
+                return
+            index += 1
+            yield self._make_frame(image, pts)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class ImageFolderSource(Source):
+    """Still images from a folder, a glob pattern or a single image file, in name order."""
+
+    def __init__(self, files: list[str], source_id: str, origin: str) -> None:
+        super().__init__(source_id)
+        if not files:
+            raise SourceError(f"no images found in {origin}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}")
+        self.files = files
+        self.frame_count = len(files)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for path in self.files:
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("skipping %s: not a readable image", path)
+                self.dropped += 1
+                continue
+            yield self._make_frame(image)
+
+
+class LiveSource(Source):
+    """A webcam or network stream read by a background thread.
+
+    The thread overwrites a one-frame slot, so the consumer always gets the
+    freshest frame. Frames overwritten before being consumed count as dropped.
+    """
+
+    is_live = True
+
+    def __init__(self, cap: cv2.VideoCapture, source_id: str, name: str, read_timeout: float) -> None:
+        super().__init__(source_id)
+        self.name = name
+        self.read_timeout = read_timeout
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
+        self._cap = cap
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._ended = False
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._read_loop, name=f"capture-{source_id}", daemon=True)
+        self._thread.start()
+
+    def _read_loop(self) -> None:
+        try:
+            while not self._closing.is_set():
+                ok, image = self._cap.read()
+                if not ok:
+                    break
+                frame = self._make_frame(image)
+                with self._cond:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = frame
+                    self._cond.notify()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._latest is not None or self._ended, self.read_timeout):
+                    raise SourceError(f"{self.name} stalled: no frame for {self.read_timeout:.0f} s")
+                frame, self._latest = self._latest, None
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=self.read_timeout + 1)
+        self._cap.release()
+
+
+def _open_stream(url: str, rtsp_transport: str, timeout: float) -> cv2.VideoCapture:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)]
+    key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+    previous = os.environ.get(key)
+    if url.startswith("rtsp"):
+        # OpenCV's FFmpeg backend reads its demuxer options from this variable at open time.
+        os.environ[key] = f"rtsp_transport;{rtsp_transport}"
+    try:
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def open_source(
+    spec: str,
+    source_id: str | None = None,
+    realtime: bool = False,
+    rtsp_transport: str = "tcp",
+    timeout: float = 10.0,
+) -> Source:
+    """Open a source from what a user types after `--source`.
+
+    `spec` is a webcam index ("0"), a URL (rtsp://, http://, ...), a video
+    file, an image file, a folder of images or a glob ("frames/*.jpg").
+    """
+    source_id = source_id or _default_source_id(spec)
+    if spec.isdigit():
+        cap = cv2.VideoCapture(int(spec))
+        if not cap.isOpened():
+            raise SourceError(f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`")
+        return LiveSource(cap, source_id, f"webcam {spec}", timeout)
+    scheme = urlparse(spec).scheme.lower()
+    if "://" in spec:
+        if scheme not in STREAM_SCHEMES:
+            raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
+        cap = _open_stream(spec, rtsp_transport, timeout)
+        if not cap.isOpened():
+            raise SourceError(f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials")
+        return LiveSource(cap, source_id, f"stream {spec}", timeout)
+    if any(ch in spec for ch in "*?["):
+        files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+        return ImageFolderSource(files, source_id, spec)
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        return ImageFolderSource(files, source_id, spec)
+    if not path.exists():
+        raise SourceError(f"no such file: {spec} (give a video file, image folder, glob, webcam index or stream URL)")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageFolderSource([spec], source_id, spec)
+    return VideoFileSource(spec, source_id, realtime)
+
+
+def _default_source_id(spec: str) -> str:
+    """A short, topic-safe id: the file stem, 'cam0', or the URL's host and path."""
+    if spec.isdigit():
+        return f"cam{spec}"
+    if "://" in spec:
+        parsed = urlparse(spec)
+        raw = (parsed.hostname or "") + parsed.path
+    else:
+        raw = Path(spec.rstrip("/*")).stem or "source"
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw).strip("_")
+    return cleaned or "source"

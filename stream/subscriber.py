@@ -1,0 +1,54 @@
+"""Python subscriber client for segstream's wire format."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import zmq
+
+from .endpoints import parse_endpoint
+from .errors import PublishError
+from .wire import decode, topic_for
+
+
+class Subscriber:
+    """Receives and decodes segstream messages.
+
+    `sources` restricts to some source ids (ZeroMQ topic filtering happens on
+    the publisher side for TCP); None receives every source.
+    """
+
+    def __init__(self, endpoint: str, sources: Iterable[str] | None = None, hwm: int = 1000) -> None:
+        address, bind = parse_endpoint(endpoint, default_bind=False)
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, hwm)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        for source in sources or [""]:
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic_for(source).encode() if source else b"")
+        try:
+            self._sock.bind(address) if bind else self._sock.connect(address)
+        except zmq.ZMQError as err:
+            self.close()
+            raise PublishError(f"cannot {'bind' if bind else 'connect to'} {address}: {err.strerror}") from None
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Next message, or None after `timeout` seconds. Raises WireError on a malformed message."""
+        if timeout is not None and not self._sock.poll(int(timeout * 1000)):
+            return None
+        return decode(self._sock.recv_multipart())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            yield self.recv()  # type: ignore[misc]
+
+    def close(self) -> None:
+        if not self._sock.closed:
+            self._sock.close()
+            self._ctx.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""The two data types that flow through every stage: `Frame` and `Detections`.
+
+`Detections` is a struct of parallel numpy arrays (one row per object), in the
+spirit of supervision's `Detections`: validated once at construction, sliced
+cheaply with boolean masks or index arrays, and never mutated by the stages
+that consume it (they return new objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+NUM_KEYPOINTS = 17
+
+
+@dataclass(eq=False)
+class Frame:
+    """One decoded image and where/when it came from.
+
+    `t_capture` is wall-clock time (seconds since the epoch) so that other
+    machines can compare it; `t_mono` is `time.monotonic()` at capture and is
+    what in-process latency is measured against. `pts` is the media timestamp
+    in seconds when the source has one (video files), else None.
+    """
+
+    image: np.ndarray
+    source_id: str
+    seq: int
+    t_capture: float
+    t_mono: float
+    pts: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise ValueError(
+                f"Frame.image must be an (H, W, 3) uint8 BGR array, got {self.image.shape} {self.image.dtype}"
+            )
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"Detections.{name} must have shape {want}, got {value.shape}")
+
+
+@dataclass(eq=False)
+class Detections:
+    """Objects found in one frame, as parallel arrays of length N.
+
+    - `xyxy` (N, 4) float32 boxes in frame pixels
+    - `scores` (N,) float32, `class_ids` (N,) int32
+    - `masks` (N, H, W) bool at frame resolution, or None
+    - `keypoints` (N, 17, 3) float32 (x, y, confidence); confidence 0 means
+      "not detected", or None when no pose model ran
+    - `embeddings` (N, D) float32 appearance features, or None
+    - `track_ids` (N,) int64, or None before tracking
+    """
+
+    xyxy: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int32)
+        _check("scores", self.scores, (n,))
+        _check("class_ids", self.class_ids, (n,))
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks, dtype=bool)
+            _check("masks", self.masks, (n, None, None))
+        if self.keypoints is not None:
+            self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+            _check("keypoints", self.keypoints, (n, NUM_KEYPOINTS, 3))
+        if self.embeddings is not None:
+            self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
+            _check("embeddings", self.embeddings, (n, None))
+        if self.track_ids is not None:
+            self.track_ids = np.asarray(self.track_ids, dtype=np.int64)
+            _check("track_ids", self.track_ids, (n,))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Select rows with an int, slice, index array or boolean mask."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Detections(
+            **{f.name: (None if v is None else v[index]) for f in fields(self) for v in [getattr(self, f.name)]}
+        )
+
+    def is_empty(self) -> bool:
+        return len(self) == 0
+
+    def with_(self, **changes: Any) -> Detections:
+        """A copy with some columns replaced (the arrays themselves are shared)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
+        """Stack detections of the same frame. An optional column present in only
+        some parts is filled with neutral values (empty masks, zero-confidence
+        keypoints, zero embeddings, track id -1) for the others."""
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        out: dict[str, Any] = {}
+        for f in fields(cls):
+            cols = [getattr(p, f.name) for p in parts]
+            if all(c is None for c in cols):
+                out[f.name] = None
+                continue
+            template = next(c for c in cols if c is not None)
+            filled = []
+            for p, c in zip(parts, cols):
+                if c is None:
+                    fill = -1 if f.name == "track_ids" else 0
+                    c = np.full((len(p),) + template.shape[1:], fill, dtype=template.dtype)
+                elif c.shape[1:] != template.shape[1:]:
+                    raise ValueError(f"Detections.concat: {f.name} shapes differ: {c.shape} vs {template.shape}")
+                filled.append(c)
+            out[f.name] = np.concatenate(filled)
+        return cls(**out)
+
+
+__all__ = ["Frame", "Detections", "NUM_KEYPOINTS"]

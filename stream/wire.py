@@ -1,0 +1,180 @@
+"""The wire format (schema version 1), documented in SCHEMA.md.
+
+A message is two ZeroMQ frames: the topic (`<source_id>/`, UTF-8) and one
+UTF-8 JSON object. JSON keeps it decodable from C++, ROS or a shell without
+segstream; masks travel as COCO compressed RLE, the format every COCO tool
+(pycocotools, the C `maskApi`) reads. The same JSON object is what
+`segstream subscribe` prints and what `--export *.jsonl` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from .errors import PublishError
+from .types import Detections, Frame
+
+SCHEMA_VERSION = 1
+MESSAGE_TYPES = ("frame", "eos")
+
+
+class WireError(PublishError):
+    """A received message does not follow the wire schema."""
+
+
+def topic_for(source_id: str) -> str:
+    """The topic of a source. The trailing '/' stops 'cam1' matching 'cam10' in
+    ZeroMQ's prefix-based subscriptions."""
+    return f"{source_id}/"
+
+
+def masks_to_rle(masks: np.ndarray) -> list[dict[str, Any]]:
+    """(N, H, W) bool -> COCO compressed RLE dicts with `counts` as str."""
+    if len(masks) == 0:
+        return []
+    fortran = np.asfortranarray(masks.transpose(1, 2, 0).view(np.uint8))
+    rles = coco_mask.encode(fortran)
+    return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in rles]
+
+
+def rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
+    """COCO RLE dict (compressed str counts or uncompressed list) -> (H, W) bool."""
+    h, w = rle["size"]
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        rle = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    else:
+        rle = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return coco_mask.decode(rle).astype(bool)
+
+
+def _round(values: np.ndarray, digits: int = 2) -> list:
+    return np.round(values.astype(np.float64), digits).tolist()
+
+
+def frame_message(
+    frame: Frame,
+    dets: Detections,
+    class_names: Sequence[str],
+    latency_ms: Mapping[str, float] | None = None,
+    t_publish: float | None = None,
+) -> dict[str, Any]:
+    """Build the JSON-able message for one processed frame."""
+    n = len(dets)
+    boxes = _round(dets.xyxy)
+    scores = _round(dets.scores, 4)
+    class_ids = dets.class_ids.tolist()
+    track_ids = dets.track_ids.tolist() if dets.track_ids is not None else [None] * n
+    keypoints: list[Any] = [None] * n
+    if dets.keypoints is not None:
+        kp_lists = _round(dets.keypoints)
+        has_kp = dets.keypoints[:, :, 2].max(axis=1) > 0 if n else np.zeros(0, bool)
+        # Persons carry 17 keypoints (confidence 0 where the pose model saw none);
+        # other classes carry none.
+        keypoints = [kp if (has_kp[i] or class_ids[i] == 0) else None for i, kp in enumerate(kp_lists)]
+    masks: list[Any] = [None] * n
+    if dets.masks is not None and n:
+        nonempty = np.flatnonzero(dets.masks.reshape(n, -1).any(axis=1))
+        for i, rle in zip(nonempty, masks_to_rle(dets.masks[nonempty])):
+            masks[i] = rle
+    objects = [
+        {
+            "track_id": track_ids[i],
+            "class_id": class_ids[i],
+            "class_name": class_names[class_ids[i]] if 0 <= class_ids[i] < len(class_names) else str(class_ids[i]),
+            "score": scores[i],
+            "box": boxes[i],
+            "keypoints": keypoints[i],
+            "mask": masks[i],
+        }
+        for i in range(n)
+    ]
+    t_pub = time.time() if t_publish is None else t_publish
+    latency = {k: round(float(v), 3) for k, v in (latency_ms or {}).items()}
+    latency["total"] = round((t_pub - frame.t_capture) * 1000.0, 3)
+    return {
+        "schema": SCHEMA_VERSION,
+        "type": "frame",
+        "source": frame.source_id,
+        "seq": frame.seq,
+        "width": frame.width,
+        "height": frame.height,
+        "pts": frame.pts,
+        "t_capture": frame.t_capture,
+        "t_publish": t_pub,
+        "latency_ms": latency,
+        "objects": objects,
+    }
+
+
+def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:
+    """The explicit end-of-stream message: a subscriber never has to guess from silence."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "type": "eos",
+        "source": source_id,
+        "seq": last_seq,
+        "frames": frames,
+        "t_publish": time.time(),
+    }
+
+
+def encode(message: Mapping[str, Any]) -> list[bytes]:
+    """Message dict -> [topic, payload] ZeroMQ frames."""
+    payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return [topic_for(message["source"]).encode("utf-8"), payload]
+
+
+_REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "frame": {"source": str, "seq": int, "width": int, "height": int, "t_capture": (int, float), "objects": list},
+    "eos": {"source": str, "seq": int},
+}
+_OBJECT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "class_id": int,
+    "score": (int, float),
+    "box": list,
+}
+
+
+def decode(parts: Sequence[bytes]) -> dict[str, Any]:
+    """[topic, payload] -> message dict, or WireError naming what is wrong."""
+    if len(parts) != 2:
+        raise WireError(f"expected 2 message frames (topic, payload), got {len(parts)}")
+    try:
+        topic = bytes(parts[0]).decode("utf-8")
+        message = json.loads(bytes(parts[1]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise WireError(f"payload is not UTF-8 JSON: {err}") from None
+    if not isinstance(message, dict):
+        raise WireError(f"payload must be a JSON object, got {type(message).__name__}")
+    schema = message.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise WireError(f"unsupported schema version {schema!r}; this client reads version {SCHEMA_VERSION}")
+    kind = message.get("type")
+    if kind not in _REQUIRED:
+        raise WireError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
+    _check_fields(message, _REQUIRED[kind], "message")
+    if topic != topic_for(message["source"]):
+        raise WireError(f"topic {topic!r} does not match source {message['source']!r}")
+    if kind == "frame":
+        for i, obj in enumerate(message["objects"]):
+            if not isinstance(obj, dict):
+                raise WireError(f"objects[{i}] must be a JSON object")
+            _check_fields(obj, _OBJECT_FIELDS, f"objects[{i}]")
+            box = obj["box"]
+            if len(box) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
+                raise WireError(f"objects[{i}].box must be 4 finite numbers")
+    return message
+
+
+def _check_fields(obj: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]], where: str) -> None:
+    for key, typ in spec.items():
+        value = obj.get(key)
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise WireError(f"{where}.{key} is missing or not of type {getattr(typ, '__name__', typ)}")
