@@ -1,0 +1,28 @@
+"""Cost matrices and the assignment step, independent of what the cost means."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from stream.boxes import box_iou
+
+
+def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray) -> np.ndarray:
+    """(D, T) IoU; pairs of different classes get 0 so a track never changes class."""
+    iou = box_iou(det_xyxy, trk_xyxy)
+    iou[det_cls[:, None] != trk_cls[None, :]] = 0.0
+    return iou
+
+
+def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one assignment (Hungarian); pairs costing more than
+    `max_cost` are rejected. Returns (matches (K, 2) as [row, col], unmatched
+    rows, unmatched cols)."""
+    rows_n, cols_n = cost.shape
+    if rows_n == 0 or cols_n == 0:
+        return np.zeros((0, 2), np.int64), np.arange(rows_n), np.arange(cols_n)
+    rows, cols = linear_sum_assignment(cost)
+    ok = cost[rows, cols] <= max_cost
+    matches = np.stack([rows[ok], cols[ok]], axis=1)
+    return matches, np.setdiff1d(np.arange(rows_n), matches[:, 0]), np.setdiff1d(np.arange(cols_n), matches[:, 1])
