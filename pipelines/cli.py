@@ -1,0 +1,194 @@
+"""`segstream` command line: run, subscribe, demo.
+
+Errors a user can fix are printed as one line (`segstream: error: ...`) with
+exit status 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from stream.errors import SegstreamError, SourceError
+from stream.subscriber import Subscriber
+from stream.wire import WireError
+
+from .config import RunConfig, load_config
+from .runner import RunStats
+from .session import build_pipeline
+
+log = logging.getLogger("segstream")
+
+DEMO_VIDEO = "video/vtest.avi"
+DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
+    p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
+    p.add_argument("--tracker", choices=["sort", "none"])
+    p.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--classes", help="comma-separated class names or ids to keep, e.g. person,car")
+    p.add_argument("--publish", help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 (prefix > to connect)")
+    p.add_argument("--save", help="write an annotated video (.mp4)")
+    p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
+    p.add_argument("--max-frames", type=int, dest="max_frames")
+    p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
+    p.add_argument("--backend", choices=["auto", "onnxruntime"])
+    p.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
+    p.add_argument("--config", help="YAML file with the same keys as these flags")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segstream", description="Real-time segmentation, keypoints and tracking")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline on a source")
+    _add_run_flags(run)
+    _common(run)
+    run.set_defaults(func=cmd_run)
+
+    subscribe = sub.add_parser("subscribe", help="print published messages as JSON lines")
+    subscribe.add_argument("endpoint", help="e.g. tcp://127.0.0.1:5555")
+    subscribe.add_argument("--count", type=int, help="exit after N messages")
+    subscribe.add_argument("--source", action="append", help="only these source ids")
+    subscribe.add_argument("--timeout", type=float, help="exit with status 1 after this many seconds without a message")
+    _common(subscribe)
+    subscribe.set_defaults(func=cmd_subscribe)
+
+    demo = sub.add_parser("demo", help="run on the sample video with the sample seg + pose models")
+    demo.add_argument("--assets", default=None, help="assets folder (default $SEGSTREAM_ASSETS or ../shared/assets)")
+    demo.add_argument("--publish", default="tcp://127.0.0.1:5555")
+    demo.add_argument("--max-frames", type=int, dest="max_frames")
+    demo.add_argument("--save", help="also write an annotated video")
+    _common(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else getattr(logging, args.log_level),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SegstreamError as err:
+        if args.debug:
+            raise
+        print(f"segstream: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("source", "model", "tracker", "conf", "iou", "classes", "publish", "save", "export",
+            "max_frames", "realtime", "backend", "device", "threads", "progress")
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, _overrides(args))
+    stats = run(config)
+    print(stats.table())
+    return 130 if stats.interrupted else 0
+
+
+def run(config: RunConfig) -> RunStats:
+    """Run a validated config with Ctrl-C/SIGTERM mapped to a graceful stop."""
+    pipeline, progress = build_pipeline(config, show_progress=config.progress and sys.stderr.isatty())
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def request_stop(signum: int, _frame: Any) -> None:
+            log.warning("signal %d: finishing frames in flight", signum)
+            pipeline.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+    try:
+        return pipeline.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if progress is not None:
+            progress.close()
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    received = 0
+    with Subscriber(args.endpoint, args.source) as sub:
+        while args.count is None or received < args.count:
+            try:
+                message = sub.recv(timeout=args.timeout)
+            except WireError as err:
+                log.warning("skipping malformed message: %s", err)
+                continue
+            if message is None:
+                print(f"segstream: error: no message on {args.endpoint} for {args.timeout:g} s", file=sys.stderr)
+                return 1
+            sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+            received += 1
+    return 0
+
+
+def demo_assets(assets: str | None) -> tuple[str, list[str]]:
+    root = Path(assets or os.environ.get("SEGSTREAM_ASSETS") or "../shared/assets")
+    video = root / DEMO_VIDEO
+    models = [root / m for m in DEMO_MODELS]
+    missing = [str(p) for p in [video, *models] if not p.is_file()]
+    if missing:
+        raise SourceError(
+            f"demo assets missing: {', '.join(missing)}. Set SEGSTREAM_ASSETS to a folder holding {DEMO_VIDEO} and "
+            f"{' and '.join(DEMO_MODELS)}, or export models with Ultralytics: "
+            "`yolo export model=yolov8n-seg.pt format=onnx imgsz=320` and `yolo export model=yolo11n-pose.pt format=onnx`"
+        )
+    return str(video), [str(m) for m in models]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    video, models = demo_assets(args.assets)
+    config = RunConfig(source=[video], model=models, publish=args.publish, max_frames=args.max_frames, save=args.save)
+    received = {"n": 0}
+    done = threading.Event()
+
+    def listen() -> None:
+        with Subscriber(config.publish or "") as sub:
+            while not done.is_set():
+                msg = sub.recv(timeout=0.2)
+                if msg is not None and msg["type"] == "frame":
+                    received["n"] += 1
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    print(f"segstream demo: {video} with {', '.join(Path(m).name for m in models)}, publishing on {config.publish}")
+    try:
+        stats = run(config)
+    finally:
+        time.sleep(0.3)  # let the last messages arrive
+        done.set()
+        listener.join(2)
+    print(stats.table())
+    print(f"a subscriber on {config.publish} received {received['n']} frame messages")
+    return 130 if stats.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The one typed configuration of a run, from a YAML file and/or CLI flags.
+
+Validated once, up front; every error names the offending key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stream.errors import ConfigError
+
+
+class SortConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_age: int = Field(1, ge=0)
+    min_hits: int = Field(3, ge=0)
+    iou_threshold: float = Field(0.3, ge=0, le=1)
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: list[str] = Field(min_length=1)
+    model: list[str] = Field(min_length=1)
+    tracker: Literal["sort", "none"] = "sort"
+    sort: SortConfig = SortConfig()
+    conf: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.7, ge=0, le=1)
+    classes: list[str] | None = None
+    publish: str | None = None
+    hwm: int = Field(64, ge=1)
+    save: str | None = None
+    export: str | None = None
+    max_frames: int | None = Field(None, ge=1)
+    realtime: bool = False
+    backend: Literal["auto", "onnxruntime"] = "auto"
+    device: str = "cpu"
+    threads: int | None = Field(None, ge=1)
+    queue_size: int = Field(2, ge=1)
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    timeout: float = Field(10.0, gt=0)
+    progress: bool = True
+
+    @field_validator("source", "model", "classes", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """Accept `model: a.onnx` as well as a list, and `classes: person,car`."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",")] if "," in value else [value]
+        return value
+
+    @field_validator("export")
+    @classmethod
+    def _export_format(cls, value: str | None) -> str | None:
+        if value is not None and Path(value).suffix not in (".txt", ".jsonl"):
+            raise ValueError("must end in .txt (MOTChallenge) or .jsonl (one JSON message per frame)")
+        return value
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(RunConfig.model_fields)
+        return f"{origin}: unknown key '{key}' (known keys: {known})"
+    if first["type"] == "missing":
+        return f"{origin}: '{key}' is required"
+    return f"{origin}: '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """YAML file values, then non-None `overrides` (CLI flags) on top."""
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: must be a mapping of key: value, got {type(loaded).__name__}")
+        data.update(loaded or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, f"config {path}" if path else "config")) from None

@@ -1,0 +1,51 @@
+"""Annotated frames for `--save`: masks, boxes, track ids and COCO skeletons."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from stream.types import Detections
+
+# COCO keypoint skeleton (0-based indices).
+SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
+KEYPOINT_MIN_CONF = 0.5
+
+
+def color_for(key: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour per track id (or class id)."""
+    hue = (key * 47) % 180
+    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def annotate(image: np.ndarray, dets: Detections, class_names: Sequence[str], alpha: float = 0.45) -> np.ndarray:
+    """A new image with the detections drawn on a copy of `image`."""
+    out = image.copy()
+    keys = dets.track_ids if dets.track_ids is not None else dets.class_ids
+    colors = [color_for(int(k)) for k in keys]
+    if dets.masks is not None and len(dets):
+        overlay = out.copy()
+        for mask, color in zip(dets.masks, colors):
+            overlay[mask] = color
+        cv2.addWeighted(overlay, alpha, out, 1 - alpha, 0, dst=out)
+    for i, (box, color) in enumerate(zip(dets.xyxy.astype(int), colors)):
+        cv2.rectangle(out, tuple(box[:2]), tuple(box[2:]), color, 2)
+        name = class_names[dets.class_ids[i]] if dets.class_ids[i] < len(class_names) else str(dets.class_ids[i])
+        label = f"#{keys[i]} {name}" if dets.track_ids is not None else f"{name} {dets.scores[i]:.2f}"
+        cv2.putText(out, label, (box[0], max(box[1] - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    if dets.keypoints is not None:
+        for kps, color in zip(dets.keypoints, colors):
+            visible = kps[:, 2] >= KEYPOINT_MIN_CONF
+            pts = kps[:, :2].astype(int)
+            for a, b in SKELETON:
+                if visible[a] and visible[b]:
+                    cv2.line(out, tuple(pts[a]), tuple(pts[b]), color, 2, cv2.LINE_AA)
+            for p in pts[visible]:
+                cv2.circle(out, tuple(p), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    return out

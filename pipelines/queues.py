@@ -1,0 +1,64 @@
+"""Bounded hand-off queues between stage threads, with an explicit overflow policy.
+
+- `block`: the producer waits (back-pressure). Used for files, which must
+  never drop a frame, and between all stages after capture.
+- `latest`: the producer replaces the oldest queued item (counted in
+  `dropped`). Used where a live source enters the pipeline, so a slow stage
+  makes the pipeline skip frames instead of falling behind.
+
+Every wait polls an abort event, so a failed stage never leaves another
+thread blocked forever.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+POLL_S = 0.05
+
+
+class Aborted(Exception):
+    """The pipeline is being torn down after a failure; the stage should exit."""
+
+
+class END:
+    """Sentinel: no more items will follow."""
+
+
+class StageQueue:
+    def __init__(self, maxsize: int, abort: threading.Event, name: str = "") -> None:
+        self.maxsize = maxsize
+        self.name = name
+        self.dropped = 0
+        self._items: collections.deque[Any] = collections.deque()
+        self._abort = abort
+        self._cond = threading.Condition()
+
+    def put(self, item: Any, policy: str = "block") -> None:
+        with self._cond:
+            if policy == "latest":
+                while len(self._items) >= self.maxsize and item is not END:
+                    self._items.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._items) >= self.maxsize:
+                    if self._abort.is_set():
+                        raise Aborted
+                    self._cond.wait(POLL_S)
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self) -> Any:
+        with self._cond:
+            while not self._items:
+                if self._abort.is_set():
+                    raise Aborted
+                self._cond.wait(POLL_S)
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def __len__(self) -> int:
+        return len(self._items)

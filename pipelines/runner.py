@@ -1,0 +1,275 @@
+"""The multi-stage pipeline: capture -> preprocess -> infer -> postprocess -> track -> publish.
+
+Each stage runs in its own thread, joined by small bounded queues, so
+decoding, pre/post-processing, tracking and publishing overlap inference.
+Only the entry of a live source drops frames (keeping the freshest); after
+that every queue applies back-pressure. A failing stage sets the abort event,
+every other thread leaves its wait within `POLL_S`, and `run()` raises
+`StageError` naming the stage. `stop()` (Ctrl-C, SIGTERM) ends capture and lets
+the frames already inside drain, so outputs are complete up to the last frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from stream.errors import SegstreamError
+from stream.sources import Source
+from stream.types import Detections, Frame
+from stream.wire import frame_message
+
+from .queues import END, Aborted, StageQueue
+from .sinks import Sink
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
+
+
+class StageError(SegstreamError):
+    """A stage raised; the message names the stage and the cause."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        detail = str(cause) if isinstance(cause, SegstreamError) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"stage '{stage}' failed: {detail}")
+        self.stage = stage
+        self.cause = cause
+
+
+@dataclass
+class Packet:
+    """One frame on its way through the stages. Whoever holds it owns it."""
+
+    frame: Frame
+    prepared: Any = None
+    outputs: Any = None
+    detections: Detections | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StageStats:
+    count: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    seconds: float = 0.0
+    stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
+    dropped: dict[str, int] = field(default_factory=dict)
+    track_ids: dict[str, set[int]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def tracks(self) -> int:
+        return sum(len(ids) for ids in self.track_ids.values())
+
+    def table(self) -> str:
+        lines = [
+            f"frames {self.frames}  time {self.seconds:.1f} s  FPS {self.fps:.1f}  tracks {self.tracks}"
+            + ("  (interrupted)" if self.interrupted else ""),
+            f"{'stage':<12}{'frames':>8}{'mean ms':>10}{'max ms':>10}",
+        ]
+        for name, s in self.stages.items():
+            lines.append(f"{name:<12}{s.count:>8}{s.mean_ms:>10.2f}{s.max_ms:>10.2f}")
+        drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
+        lines.append(f"dropped: {drops}")
+        return "\n".join(lines)
+
+
+class Pipeline:
+    """Runs `models` over `sources`, tracks per source and hands results to `sinks`.
+
+    `models` is anything with `preprocess(frame)`, `infer(prepared)`,
+    `postprocess(outputs, prepared)` and `class_names` (an engines `ModelSet`).
+    `make_tracker` builds one tracker per source (None: no tracking).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        models: Any,
+        make_tracker: Callable[[], Any] | None,
+        sinks: Sequence[Sink],
+        queue_size: int = 2,
+        max_frames: int | None = None,
+        on_frame: Callable[[Packet], None] | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.models = models
+        self.make_tracker = make_tracker
+        self.sinks = list(sinks)
+        self.max_frames = max_frames
+        self.on_frame = on_frame
+        self.stats = RunStats()
+        self._abort = threading.Event()
+        self._stop = threading.Event()
+        self._errors: list[StageError] = []
+        names = ["preprocess", "infer", "postprocess", "track", "publish"]
+        self._queues = {n: StageQueue(queue_size, self._abort, n) for n in names}
+        self._trackers: dict[str, Any] = {}
+        self._last_seq: dict[str, int] = {}
+        self._frames_per_source: dict[str, int] = {}
+
+    # ---- control -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Graceful stop: no new frames; frames already inside are finished."""
+        self._stop.set()
+
+    def run(self) -> RunStats:
+        threads = [threading.Thread(target=self._capture_all, name="capture", daemon=True)]
+        for name, fn, nxt in (
+            ("preprocess", self._preprocess, "infer"),
+            ("infer", self._infer, "postprocess"),
+            ("postprocess", self._postprocess, "track"),
+            ("track", self._track, "publish"),
+        ):
+            threads.append(threading.Thread(target=self._stage_loop, args=(name, fn, nxt), name=name, daemon=True))
+        threads.append(threading.Thread(target=self._publish_loop, name="publish", daemon=True))
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.1)
+        finally:
+            self.stats.seconds = time.monotonic() - t0
+            self._abort.set()  # release anything still waiting
+            for t in threads:
+                t.join(1.0)
+            self.stats.interrupted = self._stop.is_set()
+            self.stats.dropped = {f"source {s.source_id}": s.dropped for s in self.sources}
+            self.stats.dropped.update({f"queue {q.name}": q.dropped for q in self._queues.values()})
+        if self._errors:
+            raise self._errors[0]
+        return self.stats
+
+    def _fail(self, stage: str, err: BaseException) -> None:
+        if not self._abort.is_set():
+            log.debug("stage %s failed", stage, exc_info=err)
+            self._errors.append(StageError(stage, err))
+            self._abort.set()
+
+    # ---- stages --------------------------------------------------------------------------
+
+    def _capture_all(self) -> None:
+        """Reads sources one after another (issue: concurrent multi-source capture comes later)."""
+        out = self._queues["preprocess"]
+        taken = 0
+        try:
+            for source in self.sources:
+                policy = "latest" if source.is_live else "block"
+                for frame in source:
+                    if self._stop.is_set() or self._abort.is_set():
+                        break
+                    t = time.monotonic()
+                    self.stats.stages["capture"].add((t - frame.t_mono) * 1000.0)
+                    out.put(Packet(frame), policy)
+                    taken += 1
+                    if self.max_frames is not None and taken >= self.max_frames:
+                        break
+                if self.max_frames is not None and taken >= self.max_frames:
+                    break
+            out.put(END)
+        except Aborted:
+            pass
+        except BaseException as err:  # noqa: BLE001 - reported, never swallowed
+            self._fail("capture", err)
+        finally:
+            for source in self.sources:
+                source.close()
+
+    def _stage_loop(self, name: str, fn: Callable[[Packet], None], nxt: str) -> None:
+        inq, outq = self._queues[name], self._queues[nxt]
+        stats = self.stats.stages[name]
+        try:
+            while True:
+                packet = inq.get()
+                if packet is END:
+                    outq.put(END)
+                    return
+                t = time.perf_counter()
+                fn(packet)
+                ms = (time.perf_counter() - t) * 1000.0
+                packet.timings[name] = ms
+                stats.add(ms)
+                outq.put(packet)
+        except Aborted:
+            pass
+        except BaseException as err:  # noqa: BLE001
+            self._fail(name, err)
+
+    def _preprocess(self, p: Packet) -> None:
+        p.prepared = self.models.preprocess(p.frame)
+
+    def _infer(self, p: Packet) -> None:
+        p.outputs = self.models.infer(p.prepared)
+
+    def _postprocess(self, p: Packet) -> None:
+        p.detections = self.models.postprocess(p.outputs, p.prepared)
+        p.prepared = p.outputs = None  # free the input blobs and raw outputs early
+
+    def _track(self, p: Packet) -> None:
+        if self.make_tracker is None:
+            return
+        sid = p.frame.source_id
+        tracker = self._trackers.get(sid)
+        if tracker is None:
+            tracker = self._trackers[sid] = self.make_tracker()
+        p.detections = tracker.update(p.detections)
+        self.stats.track_ids.setdefault(sid, set()).update(p.detections.track_ids.tolist())
+
+    def _publish_loop(self) -> None:
+        inq = self._queues["publish"]
+        stats = self.stats.stages["publish"]
+        try:
+            while True:
+                packet = inq.get()
+                if packet is END:
+                    break
+                t = time.perf_counter()
+                frame, dets = packet.frame, packet.detections
+                message = frame_message(frame, dets, self.models.class_names, packet.timings)
+                for sink in self.sinks:
+                    sink.write(frame, dets, message)
+                stats.add((time.perf_counter() - t) * 1000.0)
+                self.stats.frames += 1
+                self._last_seq[frame.source_id] = frame.seq
+                self._frames_per_source[frame.source_id] = self._frames_per_source.get(frame.source_id, 0) + 1
+                if self.on_frame is not None:
+                    self.on_frame(packet)
+            for sid, seq in self._last_seq.items():
+                for sink in self.sinks:
+                    sink.end_source(sid, seq, self._frames_per_source[sid])
+        except Aborted:
+            pass
+        except BaseException as err:  # noqa: BLE001
+            self._fail("publish", err)
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as err:  # noqa: BLE001 - closing the rest matters more
+                    self._fail("publish", err)

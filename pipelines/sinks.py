@@ -1,0 +1,99 @@
+"""Where results go: ZeroMQ, JSON lines, MOTChallenge text, annotated video.
+
+Every sink receives the processed frames in order and is closed exactly once,
+so files are always finalised (the video's index written, text flushed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+
+from stream.errors import SourceError
+from stream.publisher import Publisher
+from stream.types import Detections, Frame
+from stream.wire import eos_message
+from tracking.mot import format_tracks
+
+from .draw import annotate
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PublishSink(Sink):
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        self.publisher.publish(message)
+
+    def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
+        self.publisher.publish(eos_message(source_id, last_seq, frames))
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+class _TextSink(Sink):
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JsonlSink(_TextSink):
+    """One wire message per line: exactly what `segstream subscribe` prints."""
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        self._file.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+
+class MotSink(_TextSink):
+    """MOTChallenge results; frame numbers are 1-based (`seq + 1`)."""
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        self._file.write(format_tracks(frame.seq + 1, dets))
+
+
+class VideoSink(Sink):
+    """Annotated mp4, opened at the first frame's size."""
+
+    def __init__(self, path: str, fps: float, class_names: Sequence[str]) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.fps = fps
+        self.class_names = class_names
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (frame.width, frame.height))
+            if not self._writer.isOpened():
+                raise SourceError(f"cannot write video {self.path}: use a .mp4 path in a writable folder")
+        self._writer.write(annotate(frame.image, dets, self.class_names))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def export_sink(path: str) -> Sink:
+    return JsonlSink(path) if path.endswith(".jsonl") else MotSink(path)
