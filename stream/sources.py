@@ -98,8 +98,8 @@ class VideoFileSource(Source):
                     self._seq += 1
                     self.dropped += 1
                     continue
-            pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             ok, image = self._cap.read()
+            pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not ok:
                 if index == 0:
                     raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")

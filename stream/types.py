@@ -50,7 +50,7 @@ class Frame:
 
 def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
     if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"Detections.{name} must have shape {want}, got {value.shape}")
 
 

@@ -154,10 +154,10 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise WireError(f"payload must be a JSON object, got {type(message).__name__}")
     schema = message.get("schema")
-    if schema != SCHEMA_VERSION:
+    if type(schema) is not int or schema != SCHEMA_VERSION:
         raise WireError(f"unsupported schema version {schema!r}; this client reads version {SCHEMA_VERSION}")
     kind = message.get("type")
-    if kind not in _REQUIRED:
+    if not isinstance(kind, str) or kind not in _REQUIRED:
         raise WireError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
     _check_fields(message, _REQUIRED[kind], "message")
     if topic != topic_for(message["source"]):

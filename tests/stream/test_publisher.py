@@ -1,0 +1,66 @@
+"""Publishing over real ZeroMQ sockets: topics per source, a subscriber gets
+what was sent, and a missing subscriber never blocks the publisher."""
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import free_port
+from stream.errors import PublishError
+from stream.publisher import Publisher
+from stream.subscriber import Subscriber
+from stream.types import Detections, Frame
+from stream.wire import eos_message, frame_message
+
+
+def message(source: str, seq: int) -> dict:
+    frame = Frame(np.zeros((8, 8, 3), np.uint8), source, seq, time.time(), time.monotonic())
+    return frame_message(frame, Detections([[0, 0, 4, 4]], [0.9], [0]), ["person"])
+
+
+def test_subscriber_receives_only_its_source():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Publisher(endpoint) as pub, Subscriber(endpoint, sources=["cam1"]) as sub:
+        time.sleep(0.3)  # ZeroMQ subscriptions propagate asynchronously
+        for seq in range(5):
+            pub.publish(message("cam10", seq))  # prefix of neither: must be filtered out
+            pub.publish(message("cam1", seq))
+        pub.publish(eos_message("cam1", 4, 5))
+        got = [sub.recv(timeout=2) for _ in range(6)]
+        assert [m["source"] for m in got] == ["cam1"] * 6
+        assert [m["seq"] for m in got[:5]] == list(range(5))
+        assert got[5]["type"] == "eos"
+        assert sub.recv(timeout=0.2) is None
+
+
+def test_publisher_without_subscribers_never_blocks():
+    with Publisher(f"tcp://127.0.0.1:{free_port()}", hwm=4) as pub:
+        t = time.monotonic()
+        for seq in range(2000):
+            pub.publish(message("cam", seq))
+        assert time.monotonic() - t < 10  # would hang forever if sends blocked
+
+
+def test_connecting_publisher_with_binding_subscriber():
+    port = free_port()
+    with Subscriber(f"@tcp://127.0.0.1:{port}") as sub, Publisher(f">tcp://127.0.0.1:{port}") as pub:
+        # PUB/SUB drops messages until the subscription has crossed the connection.
+        for seq in range(30):
+            pub.publish(message("cam", seq))
+            got = sub.recv(timeout=0.1)
+            if got is not None:
+                break
+        assert got is not None and got["source"] == "cam"
+
+
+def test_port_in_use_is_a_one_line_error():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Publisher(endpoint):
+        with pytest.raises(PublishError, match="cannot bind .* in use"):
+            Publisher(endpoint)
+
+
+def test_bad_endpoint_is_rejected():
+    with pytest.raises(PublishError, match="bad ZeroMQ endpoint"):
+        Publisher("127.0.0.1:5555")

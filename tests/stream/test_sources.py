@@ -1,0 +1,93 @@
+"""Sources deliver every frame of a file in order, the freshest frame of a live
+stream, and a one-line error for anything that cannot be opened."""
+
+import functools
+import http.server
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import free_port
+from stream.errors import SourceError
+from stream.sources import LiveSource, VideoFileSource, open_source
+
+
+def test_video_file_yields_every_frame_in_order(video):
+    with open_source(str(video)) as src:
+        assert isinstance(src, VideoFileSource) and not src.is_live
+        assert src.frame_count == 795 and src.source_id == "vtest"
+        frames = []
+        for f in src:
+            frames.append((f.seq, f.pts, f.image.shape))
+            if len(frames) == 30:
+                break
+    assert [s for s, _, _ in frames] == list(range(30))
+    assert all(shape == (576, 768, 3) for _, _, shape in frames)
+    assert frames[10][1] == pytest.approx(1.0)  # 10 fps container: frame 10 at 1 s
+
+
+def test_realtime_file_drops_frames_when_consumer_is_slow(video):
+    with open_source(str(video), realtime=True) as src:
+        seqs = []
+        for f in src:
+            seqs.append(f.seq)
+            time.sleep(0.25)  # 4 fps consumer for a 10 fps file
+            if len(seqs) == 5:
+                break
+        assert src.dropped > 0
+        assert seqs == sorted(seqs) and seqs[-1] > 4  # gaps, in order
+
+
+def test_image_folder_and_glob(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    for spec in (str(tmp_path), str(tmp_path / "*.png")):
+        with open_source(spec) as src:
+            images = [f.image for f in src]
+        assert [int(im[0, 0, 0]) for im in images] == [0, 50, 100]
+
+
+@pytest.mark.parametrize(
+    "spec_fn, match",
+    [
+        (lambda tmp: str(tmp / "missing.mp4"), "no such file"),
+        (lambda tmp: str(tmp), "no images found"),
+        (lambda tmp: (tmp / "x.mp4").write_text("hello") and str(tmp / "x.mp4"), "cannot decode video file"),
+        (lambda tmp: "ftp://example.invalid/x", "unsupported source URL"),
+        (lambda tmp: f"rtsp://127.0.0.1:{free_port()}/stream", "cannot open stream"),
+        (lambda tmp: "97", "cannot open webcam 97"),
+    ],
+)
+def test_bad_sources_give_one_line_errors(tmp_path, spec_fn, match):
+    with pytest.raises(SourceError, match=match) as info:
+        src = open_source(spec_fn(tmp_path), timeout=3)
+        list(src)
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def http_video(video):
+    """A real HTTP server on loopback serving the sample video."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(video.parent))
+    handler.log_message = lambda *a, **k: None  # type: ignore[assignment]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{video.name}"
+    server.shutdown()
+
+
+def test_http_stream_is_live_and_keeps_freshest_frame(http_video):
+    with open_source(http_video, timeout=5) as src:
+        assert isinstance(src, LiveSource) and src.is_live
+        it = iter(src)
+        first = next(it)
+        time.sleep(0.5)  # the reader keeps decoding; only the newest frame is kept
+        second = next(it)
+        assert second.seq > first.seq + 1
+        assert src.dropped > 0
+        assert second.image.shape == (576, 768, 3)

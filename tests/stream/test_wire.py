@@ -1,0 +1,106 @@
+"""The wire format must round-trip exactly and reject anything malformed with a
+clean WireError, never a crash in the subscriber."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.types import Detections, Frame
+from stream.wire import WireError, decode, encode, eos_message, frame_message, masks_to_rle, rle_to_mask
+
+
+def sample() -> tuple[Frame, Detections]:
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 48, 64)) > 0.7
+    masks[2] = False
+    kps = np.zeros((3, 17, 3), np.float32)
+    kps[0, :, :2] = 10.25
+    kps[0, :, 2] = 0.9
+    frame = Frame(np.zeros((48, 64, 3), np.uint8), "cam1", 7, 1700000000.0, 0.0, 0.7)
+    dets = Detections([[1, 2, 30, 40], [5, 5, 9, 9], [0, 0, 1, 1]], [0.9, 0.5, 0.3], [0, 2, 0], masks, kps, None, [4, 5, 6])
+    return frame, dets
+
+
+def test_masks_round_trip_through_coco_rle():
+    _, dets = sample()
+    for mask, rle in zip(dets.masks, masks_to_rle(dets.masks)):
+        assert rle["size"] == [48, 64]
+        np.testing.assert_array_equal(rle_to_mask(rle), mask)
+
+
+def test_uncompressed_rle_counts_decode_too():
+    mask = np.zeros((4, 3), bool)
+    mask[1:3, 1] = True  # column-major runs: 5 zeros, 2 ones, 5 zeros
+    np.testing.assert_array_equal(rle_to_mask({"size": [4, 3], "counts": [5, 2, 5]}), mask)
+
+
+def test_frame_message_round_trip():
+    frame, dets = sample()
+    message = frame_message(frame, dets, ["person", "bicycle", "car"], {"infer": 12.5}, t_publish=1700000000.5)
+    parts = encode(message)
+    assert parts[0] == b"cam1/"
+    got = decode(parts)
+    assert got == json.loads(json.dumps(message))
+    objs = got["objects"]
+    assert [o["track_id"] for o in objs] == [4, 5, 6]
+    assert [o["class_name"] for o in objs] == ["person", "car", "person"]
+    assert len(objs[0]["keypoints"]) == 17 and objs[1]["keypoints"] is None
+    assert objs[2]["mask"] is None  # empty mask is sent as null
+    np.testing.assert_array_equal(rle_to_mask(objs[0]["mask"]), dets.masks[0])
+    assert got["latency_ms"]["total"] == pytest.approx(500.0)
+
+
+def test_eos_message_decodes():
+    assert decode(encode(eos_message("cam1", 41, 42)))["type"] == "eos"
+
+
+@pytest.mark.parametrize(
+    "parts, match",
+    [
+        ([b"x/"], "expected 2 message frames"),
+        ([b"x/", b"\xff\xfe"], "not UTF-8 JSON"),
+        ([b"x/", b"[1,2]"], "must be a JSON object"),
+        ([b"x/", b'{"schema":99}'], "unsupported schema version"),
+        ([b"x/", b'{"schema":1,"type":"nope"}'], "unknown message type"),
+        ([b"x/", b'{"schema":1,"type":"eos","source":"x"}'], "seq is missing"),
+        ([b"y/", b'{"schema":1,"type":"eos","source":"x","seq":1}'], "does not match source"),
+        (
+            [b"x/", b'{"schema":1,"type":"frame","source":"x","seq":1,"width":2,"height":2,"t_capture":0,'
+             b'"objects":[{"class_id":0,"score":1,"box":[1,2,3]}]}'],
+            "box must be 4 finite numbers",
+        ),
+    ],
+)
+def test_malformed_messages_raise_wire_error(parts, match):
+    with pytest.raises(WireError, match=match):
+        decode(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=0, max_size=3))
+def test_decoder_never_crashes_on_random_bytes(parts):
+    try:
+        decode(parts)
+    except WireError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["schema", "type", "source", "seq", "width", "height", "t_capture", "objects"]),
+                       json_values, max_size=8))
+def test_decoder_never_crashes_on_random_json(message):
+    message.setdefault("schema", 1)
+    try:
+        decode([b"x/", json.dumps(message).encode()])
+    except WireError:
+        pass
