@@ -1,0 +1,94 @@
+"""Adapters are picked from the model's own outputs and metadata; models they
+do not understand, and files that are not models, get a clear error."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import asset
+from engines.model import Model, load_models
+from engines.yolo import YoloV5Seg, YoloV8Detect, YoloV8Pose, YoloV8Seg
+from stream.errors import ConfigError, ModelError
+from stream.sources import open_source
+
+
+@pytest.mark.parametrize(
+    "model_file, adapter, num_classes, input_hw",
+    [
+        ("models/yolov8n-seg_320_fp32.onnx", YoloV8Seg, 80, (320, 320)),
+        ("models/yolov8n-seg_int8.onnx", YoloV8Seg, 80, (320, 320)),
+        ("models/yolo11n-pose.onnx", YoloV8Pose, 1, (640, 640)),
+        ("models/yolov5s-seg.onnx", YoloV5Seg, 80, (640, 640)),
+        ("models/yolov8n_320_fp32.onnx", YoloV8Detect, 80, (320, 320)),
+    ],
+)
+def test_adapter_detected_from_outputs(model_file, adapter, num_classes, input_hw):
+    model = Model.load(str(asset(model_file)))
+    assert type(model.adapter) is adapter
+    assert model.adapter.num_classes == num_classes
+    assert model.adapter.input_hw == input_hw
+    assert model.class_names[0] == "person"
+
+
+def _save_model(path, output_shapes):
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
+    outs, nodes = [], []
+    for i, shape in enumerate(output_shapes):
+        name = f"out{i}"
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+        nodes.append(helper.make_node("ConstantOfShape", [f"s{i}"], [name]))
+        nodes.insert(0, helper.make_node("Constant", [], [f"s{i}"], value=helper.make_tensor(
+            f"v{i}", TensorProto.INT64, [len(shape)], shape)))
+    graph = helper.make_graph(nodes, "g", [inp], outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_unknown_outputs_are_listed(tmp_path):
+    path = tmp_path / "weird.onnx"
+    _save_model(str(path), [[1, 10], [1, 3, 4, 4, 2]])
+    with pytest.raises(ModelError, match=r"outputs not understood \(out0\[1, 10\], out1\[1, 3, 4, 4, 2\]\)"):
+        Model.load(str(path))
+
+
+def test_not_an_onnx_file(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        Model.load(str(path))
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        Model.load(str(tmp_path / "nope.onnx"))
+
+
+def test_class_filter_by_name(video, seg_model, pose_model):
+    models = load_models([str(seg_model), str(pose_model)], classes=["car"])
+    with open_source(str(video)) as src:
+        frame = next(iter(src))
+    dets = models(frame)
+    assert len(dets) > 0 and set(dets.class_ids.tolist()) == {2}
+
+
+def test_unknown_class_name_is_a_config_error(seg_model):
+    with pytest.raises(ConfigError, match="'persn' is not a class"):
+        load_models([str(seg_model)], classes=["persn"])
+
+
+def test_seg_and_pose_fuse_into_one_person(video, seg_model, pose_model):
+    """One tracked person carries both a mask and keypoints."""
+    models = load_models([str(seg_model), str(pose_model)])
+    with open_source(str(video)) as src:
+        frame = next(f for f in src if f.seq == 600)
+    dets = models(frame)
+    assert dets.masks is not None and dets.keypoints is not None
+    persons = dets[dets.class_ids == 0]
+    both = persons.masks.reshape(len(persons), -1).any(1) & (persons.keypoints[:, :, 2].max(1) > 0.5)
+    assert both.sum() >= 2
+    # keypoints lie in (or near) their person's box
+    for box, kps in zip(persons.xyxy[both], persons.keypoints[both]):
+        vis = kps[kps[:, 2] > 0.5, :2]
+        assert np.all((vis >= box[:2] - 10) & (vis <= box[2:] + 10))

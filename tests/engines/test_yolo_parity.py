@@ -1,0 +1,77 @@
+"""Boxes, masks and keypoints match Ultralytics' standard post-processing
+(transcribed in torch in ultralytics_reference.py) on real frames of the sample
+video: matched boxes IoU >= 0.99, mask IoU >= 0.97, keypoints within 1.5 px."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+import ultralytics_reference as ref
+from conftest import asset
+from engines.model import Model
+from stream.boxes import box_iou
+from stream.sources import open_source
+
+FRAMES = (0, 200, 400, 600)
+
+
+@pytest.fixture(scope="module")
+def frames(video):
+    wanted, out = set(FRAMES), {}
+    with open_source(str(video)) as src:
+        for f in src:
+            if f.seq in wanted:
+                out[f.seq] = f
+            if f.seq >= max(FRAMES):
+                break
+    return out
+
+
+def reference(model: Model, outputs: dict, frame) -> dict:
+    a = model.adapter
+    head = torch.from_numpy(outputs[a.output_names[0]])
+    det = ref.non_max_suppression(head, 0.25, 0.7, a.num_classes, yolov5=type(a).__name__.startswith("YoloV5"))
+    shape = (frame.height, frame.width)
+    boxes = ref.scale_boxes(a.input_hw, det[:, :4], shape)
+    out = {"xyxy": boxes.numpy(), "scores": det[:, 4].numpy(), "class_ids": det[:, 5].numpy().astype(int)}
+    if a.task == "segment":
+        protos = torch.from_numpy(outputs[a.output_names[1]][0])
+        out["masks"] = ref.process_mask_native(protos, det[:, 6:], boxes, shape).numpy().astype(bool)
+    if a.task == "pose":
+        kpts = det[:, 6:].reshape(-1, 17, 3)
+        out["keypoints"] = ref.scale_coords(a.input_hw, kpts[..., :2], shape).numpy()
+    return out
+
+
+@pytest.mark.parametrize(
+    "model_file",
+    ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx", "models/yolov8n_320_fp32.onnx"],
+)
+def test_matches_ultralytics_postprocessing(model_file, frames):
+    model = Model.load(str(asset(model_file)))
+    total = 0
+    for seq in FRAMES[: 2 if "yolov5s" in model_file else None]:
+        frame = frames[seq]
+        prepared = model.preprocess(frame)
+        outputs = model.infer(prepared)
+        ours = model.postprocess(outputs, prepared)
+        want = reference(model, outputs, frame)
+        assert len(ours) == len(want["xyxy"]), f"frame {seq}: {len(ours)} vs {len(want['xyxy'])} objects"
+        if not len(ours):
+            continue
+        iou = box_iou(ours.xyxy, want["xyxy"])
+        rows, cols = linear_sum_assignment(-iou)
+        assert iou[rows, cols].min() >= 0.99
+        np.testing.assert_array_equal(ours.class_ids[rows], want["class_ids"][cols])
+        np.testing.assert_allclose(ours.scores[rows], want["scores"][cols], atol=1e-5)
+        if "masks" in want:
+            a, b = ours.masks[rows], want["masks"][cols]
+            inter = (a & b).reshape(len(a), -1).sum(1)
+            union = (a | b).reshape(len(a), -1).sum(1)
+            assert (inter[union > 0] / union[union > 0]).min() >= 0.97
+        if "keypoints" in want:
+            err = np.abs(ours.keypoints[rows, :, :2] - want["keypoints"][cols]).max()
+            assert err <= 1.5
+        total += len(ours)
+    assert total > 0
