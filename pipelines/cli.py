@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else getattr(logging, args.log_level),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        _quiet_native_logs()
     try:
         return int(args.func(args) or 0)
     except SegstreamError as err:
@@ -97,6 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _quiet_native_logs() -> None:
+    """OpenCV and FFmpeg write their own warnings to stderr; segstream reports
+    those failures itself, in one line."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import cv2
 
-from stream.errors import SourceError
+from stream.errors import OutputError
 from stream.publisher import Publisher
 from stream.types import Detections, Frame
 from stream.wire import eos_message
@@ -22,6 +22,14 @@ from tracking.mot import format_tracks
 from .draw import annotate
 
 log = logging.getLogger(__name__)
+
+
+def prepare_output(path: str) -> None:
+    """Create the parent folder, or fail with a one-line error naming the path."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror} ({Path(path).parent})") from None
 
 
 class Sink:
@@ -51,9 +59,12 @@ class PublishSink(Sink):
 
 class _TextSink(Sink):
     def __init__(self, path: str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_output(path)
         self.path = path
-        self._file = open(path, "w", encoding="utf-8")
+        try:
+            self._file = open(path, "w", encoding="utf-8")
+        except OSError as err:
+            raise OutputError(f"cannot write {path}: {err.strerror}") from None
 
     def close(self) -> None:
         self._file.close()
@@ -77,7 +88,7 @@ class VideoSink(Sink):
     """Annotated mp4, opened at the first frame's size."""
 
     def __init__(self, path: str, fps: float, class_names: Sequence[str]) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_output(path)
         self.path = path
         self.fps = fps
         self.class_names = class_names
@@ -87,7 +98,7 @@ class VideoSink(Sink):
         if self._writer is None:
             self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (frame.width, frame.height))
             if not self._writer.isOpened():
-                raise SourceError(f"cannot write video {self.path}: use a .mp4 path in a writable folder")
+                raise OutputError(f"cannot write video {self.path}: use a .mp4 path in a writable folder")
         self._writer.write(annotate(frame.image, dets, self.class_names))
 
     def close(self) -> None:

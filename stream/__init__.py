@@ -1,6 +1,6 @@
 """Core types, frame sources and the ZeroMQ wire format. Depends on nothing else in segstream."""
 
-from .errors import ConfigError, ModelError, PublishError, SegstreamError, SourceError
+from .errors import ConfigError, ModelError, OutputError, PublishError, SegstreamError, SourceError
 from .publisher import Publisher
 from .sources import Source, open_source
 from .subscriber import Subscriber
@@ -8,6 +8,6 @@ from .types import NUM_KEYPOINTS, Detections, Frame
 from .wire import WireError
 
 __all__ = [
-    "ConfigError", "Detections", "Frame", "ModelError", "NUM_KEYPOINTS", "PublishError", "Publisher",
+    "ConfigError", "Detections", "Frame", "ModelError", "NUM_KEYPOINTS", "OutputError", "PublishError", "Publisher",
     "SegstreamError", "Source", "SourceError", "Subscriber", "WireError", "open_source",
 ]

@@ -19,3 +19,7 @@ class ConfigError(SegstreamError):
 
 class PublishError(SegstreamError):
     """A ZeroMQ endpoint cannot be bound or connected, or a message cannot be decoded."""
+
+
+class OutputError(SegstreamError):
+    """An output file (export, annotated video) cannot be written."""

@@ -1,0 +1,149 @@
+"""What a user runs: `segstream run` end to end on the sample video and models,
+`segstream subscribe` on real sockets, and one-line errors for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, free_port
+from stream.wire import rle_to_mask
+
+SEGSTREAM = [sys.executable, "-m", "pipelines.cli"]
+
+
+def segstream(*args, timeout=300, **kw):
+    return subprocess.run([*SEGSTREAM, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+@pytest.mark.slow
+def test_run_publishes_tracked_masks_and_keypoints(video, seg_model, pose_model, tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    sub = subprocess.Popen([*SEGSTREAM, "subscribe", endpoint, "--count", "100", "--timeout", "120"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    time.sleep(1.0)
+    run = segstream("run", "--source", video, "--model", seg_model, "--model", pose_model, "--publish", endpoint,
+                    "--max-frames", 150, "--export", tmp_path / "tracks.jsonl", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    assert "frames 150" in run.stdout and "infer" in run.stdout
+    out, err = sub.communicate(timeout=60)
+    assert sub.returncode == 0, err
+    messages = [json.loads(line) for line in out.splitlines()]
+    assert len(messages) == 100
+    persons = [o for m in messages for o in m["objects"] if o["class_name"] == "person"]
+    assert persons and all(o["track_id"] >= 1 for o in persons)
+    assert all(len(o["keypoints"]) == 17 for o in persons)
+    assert sum(1 for o in persons if max(k[2] for k in o["keypoints"]) > 0.5) > 20
+    masks = [rle_to_mask(o["mask"]) for o in persons if o["mask"]]
+    assert masks and all(m.shape == (576, 768) for m in masks)
+    # The same ids persist: most person tracks live for many frames.
+    lifetimes = np.bincount([o["track_id"] for o in persons])
+    assert (lifetimes >= 30).sum() >= 3
+    # --export .jsonl holds the same objects subscribe printed, one per frame.
+    exported = [json.loads(line) for line in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    assert len(exported) == 150
+    by_seq = {m["seq"]: m for m in exported}
+    assert all(by_seq[m["seq"]]["objects"] == m["objects"] for m in messages)
+
+
+def test_export_mot_txt_without_tracker_has_no_ids(video, seg_model, tmp_path):
+    out = tmp_path / "tracks.txt"
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 5, "--export", out)
+    assert run.returncode == 0, run.stderr
+    rows = np.loadtxt(out, delimiter=",", ndmin=2)
+    assert set(rows[:, 0].astype(int)) == {1, 2, 3, 4, 5} and rows[:, 1].min() >= 1
+    jsonl = tmp_path / "raw.jsonl"
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 3, "--tracker", "none", "--export", jsonl)
+    assert run.returncode == 0, run.stderr
+    objects = [o for line in jsonl.read_text().splitlines() for o in json.loads(line)["objects"]]
+    assert objects and all(o["track_id"] is None for o in objects)
+
+
+def test_save_writes_a_playable_video(video, seg_model, pose_model, tmp_path):
+    import cv2
+
+    out = tmp_path / "annotated.mp4"
+    run = segstream("run", "--source", video, "--model", seg_model, "--model", pose_model, "--max-frames", 8, "--save", out)
+    assert run.returncode == 0, run.stderr
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    ok, frame = cap.read()
+    assert ok and frame.shape == (576, 768, 3)
+
+
+def test_sigint_stops_cleanly_and_flushes_exports(video, seg_model, tmp_path):
+    out = tmp_path / "tracks.jsonl"
+    proc = subprocess.Popen([*SEGSTREAM, "run", "--source", str(video), "--model", str(seg_model), "--export", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - t < 2.0
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stdout
+    lines = out.read_text().splitlines()
+    assert lines and all(json.loads(line)["type"] == "frame" for line in lines)
+
+
+def _not_onnx(tmp):
+    (tmp / "model.onnx").write_text("hello")
+    return tmp / "model.onnx"
+
+
+def _not_video(tmp):
+    (tmp / "clip.mp4").write_bytes(os.urandom(2048))
+    return tmp / "clip.mp4"
+
+
+def _bad_config(tmp):
+    (tmp / "run.yaml").write_text("conff: 0.3\n")
+    return tmp / "run.yaml"
+
+
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda tmp, v, m: ["--source", tmp / "missing.avi", "--model", m], "no such file"),
+        (lambda tmp, v, m: ["--source", _not_video(tmp), "--model", m], "cannot decode video file"),
+        (lambda tmp, v, m: ["--source", v, "--model", _not_onnx(tmp)], "not a valid ONNX model"),
+        (lambda tmp, v, m: ["--source", v, "--model", tmp / "gone.onnx"], "model file not found"),
+        (lambda tmp, v, m: ["--config", _bad_config(tmp), "--source", v, "--model", m], "unknown key 'conff'"),
+        (lambda tmp, v, m: ["--source", f"rtsp://127.0.0.1:{free_port()}/cam", "--model", m], "cannot open stream"),
+        (lambda tmp, v, m: ["--source", v, "--model", m, "--publish", "localhost:1"], "bad ZeroMQ endpoint"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, video, seg_model, make_args, expected):
+    run = segstream("run", *make_args(tmp_path, video, seg_model), timeout=60)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("segstream: error:") and expected in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_unwritable_output_is_one_line_error(video, seg_model, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run = segstream("run", "--source", video, "--model", seg_model, "--save", blocker / "out.mp4", timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"segstream: error: cannot write {blocker / 'out.mp4'}: File exists ({blocker})"
+
+
+def test_failing_stage_stops_the_run_and_names_the_stage(video, seg_model, tmp_path):
+    """The video writer fails inside the publish stage, after inference started:
+    the run must end (not hang) with a message naming the stage."""
+    run = segstream("run", "--source", video, "--model", seg_model, "--save", tmp_path / "out.nosuchformat", timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("segstream: error: stage 'publish' failed: cannot write video"), run.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path, seg_model):
+    run = segstream("run", "--source", tmp_path / "missing.avi", "--model", seg_model, "--debug", timeout=60)
+    assert run.returncode != 0 and "Traceback" in run.stderr

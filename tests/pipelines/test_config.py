@@ -1,0 +1,34 @@
+"""A YAML config holds the same settings as the flags; mistakes are named."""
+
+import pytest
+
+from pipelines.config import load_config
+from stream.errors import ConfigError
+
+
+def test_yaml_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("source: a.mp4\nmodel: [seg.onnx, pose.onnx]\nconf: 0.4\nclasses: person,car\nsort: {max_age: 5}\n")
+    config = load_config(str(path), {"conf": 0.5, "tracker": None})
+    assert config.model == ["seg.onnx", "pose.onnx"] and config.classes == ["person", "car"]
+    assert config.conf == 0.5 and config.sort.max_age == 5 and config.tracker == "sort"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("source: a\nmodel: m\nconff: 0.3\n", "unknown key 'conff'"),
+        ("source: a\nmodel: m\nconf: high\n", "'conf': Input should be a valid number"),
+        ("source: a\nmodel: m\nconf: 3\n", "'conf': Input should be less than or equal to 1"),
+        ("source: a\nmodel: m\nsort: {maxage: 3}\n", "unknown key 'sort.maxage'"),
+        ("source: a\nmodel: m\nexport: out.csv\n", "'export': .*must end in .txt"),
+        ("model: m\n", "'source' is required"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("source: [a\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, text, match):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(str(path))
