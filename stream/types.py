@@ -54,6 +54,14 @@ def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
         raise ValueError(f"Detections.{name} must have shape {want}, got {value.shape}")
 
 
+def _take(value: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+    return None if value is None else np.take(value, index, axis=0)
+
+
+def _view(value: np.ndarray | None, index: slice) -> np.ndarray | None:
+    return None if value is None else value[index]
+
+
 @dataclass(eq=False)
 class Detections:
     """Objects found in one frame, as parallel arrays of length N.
@@ -101,10 +109,13 @@ class Detections:
     def __getitem__(self, index: Any) -> Detections:
         """Select rows with an int, slice, index array or boolean mask."""
         if isinstance(index, (int, np.integer)):
-            index = [int(index)]
-        return Detections(
-            **{f.name: (None if v is None else v[index]) for f in fields(self) for v in [getattr(self, f.name)]}
-        )
+            index = slice(int(index), int(index) + 1 if index != -1 else None)
+        if not isinstance(index, slice):
+            index = np.asarray(index)
+            index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
+            # np.take is many times faster than fancy indexing on (N, H, W) masks.
+            return Detections(**{f.name: _take(getattr(self, f.name), index) for f in fields(self)})
+        return Detections(**{f.name: _view(getattr(self, f.name), index) for f in fields(self)})
 
     def is_empty(self) -> bool:
         return len(self) == 0

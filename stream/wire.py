@@ -34,13 +34,32 @@ def topic_for(source_id: str) -> str:
     return f"{source_id}/"
 
 
-def masks_to_rle(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool -> COCO compressed RLE dicts with `counts` as str."""
-    if len(masks) == 0:
-        return []
-    fortran = np.asfortranarray(masks.transpose(1, 2, 0).view(np.uint8))
-    rles = coco_mask.encode(fortran)
-    return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in rles]
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any] | None:
+    """(H, W) bool -> COCO compressed RLE with `counts` as str; None if empty.
+
+    Runs are found only in the columns the mask occupies (COCO RLE is
+    column-major), which is several times faster than encoding the whole
+    frame for the small objects of a typical scene."""
+    h, w = mask.shape
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(cols) == 0:
+        return None
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    flat = mask[:, x0:x1].T.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate([[0], change, [len(flat)]]))
+    lead, trail = x0 * h, (w - x1) * h
+    # Counts alternate zeros, ones, zeros, ... starting with a (maybe empty) run of zeros.
+    if flat[0]:
+        runs = np.concatenate([[lead], runs])
+    else:
+        runs[0] += lead
+    if not flat[-1]:
+        runs[-1] += trail
+    elif trail:
+        runs = np.concatenate([runs, [trail]])
+    rle = coco_mask.frPyObjects({"size": [h, w], "counts": runs.tolist()}, h, w)
+    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
 
 
 def rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
@@ -78,11 +97,7 @@ def frame_message(
         # Persons carry 17 keypoints (confidence 0 where the pose model saw none);
         # other classes carry none.
         keypoints = [kp if (has_kp[i] or class_ids[i] == 0) else None for i, kp in enumerate(kp_lists)]
-    masks: list[Any] = [None] * n
-    if dets.masks is not None and n:
-        nonempty = np.flatnonzero(dets.masks.reshape(n, -1).any(axis=1))
-        for i, rle in zip(nonempty, masks_to_rle(dets.masks[nonempty])):
-            masks[i] = rle
+    masks = [mask_to_rle(m) for m in dets.masks] if dets.masks is not None else [None] * n
     objects = [
         {
             "track_id": track_ids[i],

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pycocotools import mask as coco_mask
 
 from stream.types import Detections, Frame
-from stream.wire import WireError, decode, encode, eos_message, frame_message, masks_to_rle, rle_to_mask
+from stream.wire import WireError, decode, encode, eos_message, frame_message, mask_to_rle, rle_to_mask
 
 
 def sample() -> tuple[Frame, Detections]:
@@ -26,9 +27,17 @@ def sample() -> tuple[Frame, Detections]:
 
 def test_masks_round_trip_through_coco_rle():
     _, dets = sample()
-    for mask, rle in zip(dets.masks, masks_to_rle(dets.masks)):
+    assert mask_to_rle(dets.masks[2]) is None  # empty
+    edge = np.zeros((48, 64), bool)
+    edge[:, -3:] = True  # touches the last column
+    edge[0, 0] = True  # and the first pixel
+    for mask in [dets.masks[0], dets.masks[1], edge, np.ones((48, 64), bool)]:
+        rle = mask_to_rle(mask)
         assert rle["size"] == [48, 64]
         np.testing.assert_array_equal(rle_to_mask(rle), mask)
+        # identical to pycocotools' own whole-frame encoder
+        want = coco_mask.encode(np.asfortranarray(mask.view(np.uint8)))
+        assert rle["counts"] == want["counts"].decode()
 
 
 def test_uncompressed_rle_counts_decode_too():
