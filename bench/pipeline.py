@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engines.model import Model  # noqa: E402
-from pipelines.cli import _quiet_native_logs  # noqa: E402
+from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
 from pipelines.session import build_pipeline  # noqa: E402
 from stream.sources import open_source  # noqa: E402
@@ -74,25 +74,32 @@ def main() -> None:
     parser.add_argument("--model", action="append")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
     parser.add_argument("--frames-model-only", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, action="append",
+                        help="inference threads to compare (default: 1 and all cores)")
     parser.add_argument("--port", type=int, default=5591)
     args = parser.parse_args()
     _quiet_native_logs()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as `segstream run` does
     models = args.model or [str(ASSETS / m) for m in DEFAULT_MODELS]
+    cpus = os.cpu_count() or 1
+    thread_counts = args.threads or sorted({1, cpus})
 
     rows = []
     for path in models:
-        only = statistics.median(model_only_fps(path, args.video, args.frames_model_only, args.threads) for _ in range(args.repeat))
-        runs = [pipeline_fps(path, args.video, args.threads, args.port) for _ in range(args.repeat)]
-        pipe = statistics.median(fps for fps, _ in runs)
         ultra = ultralytics_fps(path, args.video)
-        rows.append((Path(path).name, only, pipe, runs[0][1], ultra))
+        for threads in thread_counts:
+            only = statistics.median(
+                model_only_fps(path, args.video, args.frames_model_only, threads) for _ in range(args.repeat)
+            )
+            runs = [pipeline_fps(path, args.video, threads, args.port) for _ in range(args.repeat)]
+            pipe = statistics.median(fps for fps, _ in runs)
+            rows.append((Path(path).name, threads, only, pipe, runs[0][1], ultra))
 
-    print(f"\nvideo {Path(args.video).name}, {os.cpu_count()} CPUs, median of {args.repeat} run(s)")
-    print(f"{'model':<28}{'model-only FPS':>16}{'pipeline FPS':>14}{'frames':>8}{'ratio':>8}{'ultralytics':>14}")
-    for name, only, pipe, frames, ultra in rows:
+    print(f"\nvideo {Path(args.video).name}, {cpus} CPUs, median of {args.repeat} run(s)")
+    print(f"{'model':<28}{'threads':>8}{'model-only FPS':>16}{'pipeline FPS':>14}{'frames':>8}{'ratio':>8}  ultralytics")
+    for name, threads, only, pipe, frames, ultra in rows:
         u = f"{ultra:.1f} ({ultra / only:.2f}x)" if ultra else "not installed"
-        print(f"{name:<28}{only:>16.1f}{pipe:>14.1f}{frames:>8}{pipe / only:>7.2f}x{u:>14}")
+        print(f"{name:<28}{threads:>8}{only:>16.1f}{pipe:>14.1f}{frames:>8}{pipe / only:>7.2f}x  {u}")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,8 @@ class Detections:
         if not isinstance(index, slice):
             index = np.asarray(index)
             index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
+            if len(index) == len(self) and np.array_equal(index, np.arange(len(self))):
+                return replace(self)  # all rows in order: share the arrays, copy nothing
             # np.take is many times faster than fancy indexing on (N, H, W) masks.
             return Detections(**{f.name: _take(getattr(self, f.name), index) for f in fields(self)})
         return Detections(**{f.name: _view(getattr(self, f.name), index) for f in fields(self)})

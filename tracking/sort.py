@@ -129,9 +129,13 @@ class Sort:
         det_of_track = np.concatenate([det_of_track, new_dets])
 
         report = (t.time_since_update < 1) & ((t.hit_streak >= self.min_hits) | (self.frame_count <= self.min_hits))
-        out = dets[det_of_track[report]].with_(track_ids=t.ids[report])
+        # Report in detection order: when every detection is reported (the usual
+        # case) no column, masks included, is copied.
+        reported = np.flatnonzero(report)
+        reported = reported[np.argsort(det_of_track[reported])]
+        out = dets[det_of_track[reported]].with_(track_ids=t.ids[reported])
         if self.box == "kalman":
-            out = out.with_(xyxy=x_to_xyxy(t.mean[report]).astype(np.float32))
+            out = out.with_(xyxy=x_to_xyxy(t.mean[reported]).astype(np.float32))
 
         self._tracks = t.take(t.time_since_update <= self.max_age)
         return out
