@@ -24,5 +24,9 @@ def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np
         return np.zeros((0, 2), np.int64), np.arange(rows_n), np.arange(cols_n)
     rows, cols = linear_sum_assignment(cost)
     ok = cost[rows, cols] <= max_cost
-    matches = np.stack([rows[ok], cols[ok]], axis=1)
-    return matches, np.setdiff1d(np.arange(rows_n), matches[:, 0]), np.setdiff1d(np.arange(cols_n), matches[:, 1])
+    rows, cols = rows[ok], cols[ok]
+    free_rows = np.ones(rows_n, bool)
+    free_rows[rows] = False
+    free_cols = np.ones(cols_n, bool)
+    free_cols[cols] = False
+    return np.stack([rows, cols], axis=1), np.flatnonzero(free_rows), np.flatnonzero(free_cols)

@@ -45,10 +45,11 @@ def xyxy_to_z(xyxy: np.ndarray) -> np.ndarray:
 
 
 def x_to_xyxy(x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         w = np.sqrt(x[:, 2] * x[:, 3])
         h = x[:, 2] / w
-    return np.stack([x[:, 0] - w / 2, x[:, 1] - h / 2, x[:, 0] + w / 2, x[:, 1] + h / 2], axis=1)
+    half = np.stack([w, h], axis=1) / 2
+    return np.concatenate([x[:, :2] - half, x[:, :2] + half], axis=1)
 
 
 @dataclass
@@ -145,10 +146,13 @@ class Sort:
         # Keep the predicted area positive: zero the area velocity if it would not be.
         mean[mean[:, 6] + mean[:, 2] <= 0, 6] = 0.0
         mean, cov = self._kf.predict(mean, t.cov)
-        t = _Tracks(mean, cov, t.ids, t.class_ids, t.hits.copy(), t.hit_streak.copy(), t.age + 1, t.time_since_update.copy())
+        finite = np.isfinite(mean).all(axis=1) & (mean[:, 2] * mean[:, 3] > 0)  # box computable
+        t = t.take(finite)
+        t.mean, t.cov = mean[finite], cov[finite]
+        t.age += 1
         t.hit_streak[t.time_since_update > 0] = 0
         t.time_since_update += 1
-        return t.take(np.isfinite(x_to_xyxy(t.mean)).all(axis=1))
+        return t
 
     def _initiate(self, dets: Detections, rows: np.ndarray) -> _Tracks:
         n = len(rows)
