@@ -2,9 +2,10 @@
 
 - `block`: the producer waits (back-pressure). Used for files, which must
   never drop a frame, and between all stages after capture.
-- `latest`: the producer replaces the oldest queued item (counted in
-  `dropped`). Used where a live source enters the pipeline, so a slow stage
-  makes the pipeline skip frames instead of falling behind.
+- `latest`: the producer replaces its own queued item, if any (counted in
+  `dropped`), then waits like `block`. Used where a live source enters the
+  pipeline: a slow stage makes it skip frames instead of falling behind, and
+  it never displaces the frames of another source sharing the queue.
 
 Every wait polls an abort event, so a failed stage never leaves another
 thread blocked forever.
@@ -36,17 +37,18 @@ class StageQueue:
         self._abort = abort
         self._cond = threading.Condition()
 
-    def put(self, item: Any, policy: str = "block") -> None:
+    def put(self, item: Any, policy: str = "block", key: Any = None) -> None:
+        """Append `item`; `key` identifies the producer for the `latest` policy."""
         with self._cond:
             if policy == "latest":
-                while len(self._items) >= self.maxsize and item is not END:
-                    self._items.popleft()
+                stale = [queued for queued in self._items if getattr(queued, "key", None) == key]
+                for queued in stale:
+                    self._items.remove(queued)
                     self.dropped += 1
-            else:
-                while len(self._items) >= self.maxsize:
-                    if self._abort.is_set():
-                        raise Aborted
-                    self._cond.wait(POLL_S)
+            while len(self._items) >= self.maxsize:
+                if self._abort.is_set():
+                    raise Aborted
+                self._cond.wait(POLL_S)
             self._items.append(item)
             self._cond.notify_all()
 

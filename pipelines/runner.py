@@ -50,6 +50,11 @@ class Packet:
     detections: Detections | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """Queue key: packets of one source replace each other under the `latest` policy."""
+        return self.frame.source_id
+
 
 @dataclass
 class StageStats:
@@ -103,6 +108,7 @@ class Pipeline:
     `models` is anything with `preprocess(frame)`, `infer(prepared)`,
     `postprocess(outputs, prepared)` and `class_names` (an engines `ModelSet`).
     `make_tracker` builds one tracker per source (None: no tracking).
+    Each source has its own capture thread; `max_frames` applies per source.
     """
 
     def __init__(
@@ -138,7 +144,11 @@ class Pipeline:
         self._stop.set()
 
     def run(self) -> RunStats:
-        threads = [threading.Thread(target=self._capture_all, name="capture", daemon=True)]
+        remaining, lock = [len(self.sources)], threading.Lock()
+        threads = [
+            threading.Thread(target=self._capture, args=(src, remaining, lock), name=f"capture-{src.source_id}", daemon=True)
+            for src in self.sources
+        ]
         for name, fn, nxt in (
             ("preprocess", self._preprocess, "infer"),
             ("infer", self._infer, "postprocess"),
@@ -174,32 +184,39 @@ class Pipeline:
 
     # ---- stages --------------------------------------------------------------------------
 
-    def _capture_all(self) -> None:
-        """Reads sources one after another (issue: concurrent multi-source capture comes later)."""
+    def _capture(self, source: Source, remaining: list[int], lock: threading.Lock) -> None:
+        """Reads one source; the last capture thread to finish ends the stream."""
         out = self._queues["preprocess"]
+        policy = "latest" if source.is_live else "block"
+        stats = self.stats.stages["capture"]
         taken = 0
+        frames = iter(source)
         try:
-            for source in self.sources:
-                policy = "latest" if source.is_live else "block"
-                for frame in source:
-                    if self._stop.is_set() or self._abort.is_set():
-                        break
-                    t = time.monotonic()
-                    self.stats.stages["capture"].add((t - frame.t_mono) * 1000.0)
-                    out.put(Packet(frame), policy)
-                    taken += 1
-                    if self.max_frames is not None and taken >= self.max_frames:
-                        break
+            while not (self._stop.is_set() or self._abort.is_set()):
+                t = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                # Time to get a frame: decoding for files, waiting too for live sources.
+                stats.add((time.perf_counter() - t) * 1000.0)
+                out.put(Packet(frame), policy, frame.source_id)
+                taken += 1
                 if self.max_frames is not None and taken >= self.max_frames:
                     break
-            out.put(END)
         except Aborted:
             pass
         except BaseException as err:  # noqa: BLE001 - reported, never swallowed
-            self._fail("capture", err)
+            self._fail(f"capture {source.source_id}", err)
         finally:
-            for source in self.sources:
-                source.close()
+            source.close()
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                try:
+                    out.put(END)
+                except Aborted:
+                    pass
 
     def _stage_loop(self, name: str, fn: Callable[[Packet], None], nxt: str) -> None:
         inq, outq = self._queues[name], self._queues[nxt]

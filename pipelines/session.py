@@ -15,7 +15,7 @@ from typing import Any
 from engines.hub import resolve_model
 from engines.model import load_models
 from stream.publisher import Publisher
-from stream.sources import open_source
+from stream.sources import default_source_id, open_source
 from tracking.sort import Sort
 
 from .config import RunConfig
@@ -42,8 +42,8 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         )
         undo.callback(models.close)
         sources = []
-        for spec in config.source:
-            src = open_source(spec, realtime=config.realtime, rtsp_transport=config.rtsp_transport, timeout=config.timeout)
+        for spec, source_id in zip(config.source, unique_source_ids(config.source)):
+            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout)
             undo.callback(src.close)
             sources.append(src)
         sinks: list[Sink] = []
@@ -66,13 +66,25 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
     return pipeline, progress
 
 
+def unique_source_ids(specs: list[str]) -> list[str]:
+    """Default ids (file stem, camN, host+path), suffixed -2, -3... where two collide,
+    so every source keeps its own topic and track ids."""
+    ids: list[str] = []
+    for spec in specs:
+        base = default_source_id(spec)
+        candidate, n = base, 1
+        while candidate in ids:
+            n += 1
+            candidate = f"{base}-{n}"
+        ids.append(candidate)
+    return ids
+
+
 def _progress_bar(sources: list, max_frames: int | None) -> Any:
     from tqdm import tqdm
 
-    counts = [s.frame_count for s in sources]
+    counts = [s.frame_count if max_frames is None else min(s.frame_count or max_frames, max_frames) for s in sources]
     total = sum(counts) if all(c is not None for c in counts) else None
-    if max_frames is not None:
-        total = min(total, max_frames) if total is not None else max_frames
     return tqdm(total=total, unit="frame", desc="segstream", dynamic_ncols=True)
 
 

@@ -215,7 +215,7 @@ def open_source(
     `spec` is a webcam index ("0"), a URL (rtsp://, http://, ...), a video
     file, an image file, a folder of images or a glob ("frames/*.jpg").
     """
-    source_id = source_id or _default_source_id(spec)
+    source_id = source_id or default_source_id(spec)
     if spec.isdigit():
         cap = cv2.VideoCapture(int(spec))
         if not cap.isOpened():
@@ -243,7 +243,7 @@ def open_source(
     return VideoFileSource(spec, source_id, realtime)
 
 
-def _default_source_id(spec: str) -> str:
+def default_source_id(spec: str) -> str:
     """A short, topic-safe id: the file stem, 'cam0', or the URL's host and path."""
     if spec.isdigit():
         return f"cam{spec}"

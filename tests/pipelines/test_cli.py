@@ -64,6 +64,24 @@ def test_export_mot_txt_without_tracker_has_no_ids(video, seg_model, tmp_path):
     assert objects and all(o["track_id"] is None for o in objects)
 
 
+def test_two_sources_keep_their_own_topics_and_track_ids(video, seg_model, tmp_path):
+    out = tmp_path / "both.jsonl"
+    run = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 6, "--export", out)
+    assert run.returncode == 0, run.stderr
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    by_source = {}
+    for m in messages:
+        by_source.setdefault(m["source"], []).append(m)
+    assert sorted(by_source) == ["vtest", "vtest-2"]
+    for msgs in by_source.values():
+        assert [m["seq"] for m in msgs] == list(range(6))
+        ids = {o["track_id"] for m in msgs for o in m["objects"]}
+        assert min(ids) == 1
+    # same video, same detections: each source tracks independently to the same ids
+    assert [o["track_id"] for o in by_source["vtest"][5]["objects"]] == \
+        [o["track_id"] for o in by_source["vtest-2"][5]["objects"]]
+
+
 def test_save_writes_a_playable_video(video, seg_model, pose_model, tmp_path):
     import cv2
 
