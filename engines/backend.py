@@ -63,7 +63,7 @@ def _onnxruntime(path: str, device: str, threads: int | None) -> Backend:
     return OnnxRuntimeBackend(path, device=device, threads=threads)
 
 
-# Name -> factory. `auto` walks PREFERENCE and takes the first that loads.
+# Name -> factory. `auto` takes the first of PREFERENCE (TensorRT and torch join it later).
 BACKENDS: dict[str, BackendFactory] = {"onnxruntime": _onnxruntime}
 PREFERENCE = ["onnxruntime"]
 

@@ -142,6 +142,8 @@ class Pipeline:
     def stop(self) -> None:
         """Graceful stop: no new frames; frames already inside are finished."""
         self._stop.set()
+        for source in self.sources:
+            source.interrupt()  # a capture thread waiting on a silent camera returns now
 
     def run(self) -> RunStats:
         remaining, lock = [len(self.sources)], threading.Lock()

@@ -19,7 +19,7 @@ from stream.sources import default_source_id, open_source
 from tracking.sort import Sort
 
 from .config import RunConfig
-from .runner import Packet, Pipeline
+from .runner import Pipeline
 from .sinks import PublishSink, Sink, VideoSink, export_sink
 
 log = logging.getLogger(__name__)
@@ -87,5 +87,3 @@ def _progress_bar(sources: list, max_frames: int | None) -> Any:
     total = sum(counts) if all(c is not None for c in counts) else None
     return tqdm(total=total, unit="frame", desc="segstream", dynamic_ncols=True)
 
-
-__all__ = ["build_pipeline", "Packet"]

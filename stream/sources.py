@@ -53,6 +53,9 @@ class Source:
     def close(self) -> None:
         pass
 
+    def interrupt(self) -> None:
+        """Make a blocked iteration return soon (called from another thread)."""
+
     def __enter__(self) -> Source:
         return self
 
@@ -174,15 +177,23 @@ class LiveSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
-                if not self._cond.wait_for(lambda: self._latest is not None or self._ended, self.read_timeout):
+                ready = lambda: self._latest is not None or self._ended or self._closing.is_set()  # noqa: E731
+                if not self._cond.wait_for(ready, self.read_timeout):
                     raise SourceError(f"{self.name} stalled: no frame for {self.read_timeout:.0f} s")
+                if self._closing.is_set():
+                    return
                 frame, self._latest = self._latest, None
             if frame is None:
                 return
             yield frame
 
-    def close(self) -> None:
+    def interrupt(self) -> None:
         self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self.interrupt()
         self._thread.join(timeout=self.read_timeout + 1)
         self._cap.release()
 
