@@ -1,10 +1,12 @@
 """Pipeline throughput against the model's own limit, in one run.
 
-For each model: model-only FPS (the runtime's `run` on preprocessed frames held
-in memory, same threads), then pipeline FPS over the whole video (decode,
-preprocess, inference, post-processing with masks/keypoints, SORT tracking,
-ZeroMQ publishing), and their ratio. With Ultralytics installed, its
-`model.track` loop on the same ONNX file is measured the same way.
+For each model: pipeline FPS over the whole video with `segstream run`'s
+default layout for files (decode, preprocess, inference, masks/keypoints,
+SORT tracking, ZeroMQ publishing), and two model-only limits measured on
+preprocessed frames held in memory: A with the same layout (same runtime
+threads, same number of frames in flight), B one frame at a time with
+onnxruntime's defaults. With Ultralytics installed, its `model.track` loop on
+the same ONNX file is measured too.
 
     python bench/pipeline.py [--video V] [--model M ...] [--repeat 3] [--frames-model-only 200]
 """
@@ -15,8 +17,12 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -24,36 +30,44 @@ sys.path.insert(0, str(REPO))
 from engines.model import Model  # noqa: E402
 from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline  # noqa: E402
+from pipelines.session import InferenceLayout, build_pipeline, inference_layout  # noqa: E402
 from stream.sources import open_source  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 DEFAULT_MODELS = ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx"]
 
 
-def model_only_fps(model_path: str, video: str, frames: int, threads: int | None) -> float:
-    model = Model.load(model_path, threads=threads)
-    prepared = []
+def held_feeds(model: Model, video: str, frames: int) -> list[dict]:
+    feeds = []
     with open_source(video) as src:
         for frame in src:
-            prepared.append(model.preprocess(frame))
-            if len(prepared) == frames:
+            feeds.append(model.preprocess(frame).feed)
+            if len(feeds) == frames:
                 break
-    session, feeds = model.backend.session, [p.feed for p in prepared]
+    return feeds
+
+
+def model_only_fps(session: Any, feeds: list[dict], workers: int = 1) -> float:
+    """`session.run` alone on preprocessed frames held in memory, from `workers` threads at once."""
     names = [o.name for o in session.get_outputs()]
     for feed in feeds[:5]:
         session.run(names, feed)  # warm-up
+    chunks = [feeds[i::workers] for i in range(workers)]
+    threads = [threading.Thread(target=lambda c=c: [session.run(names, f) for f in c]) for c in chunks]
     t = time.perf_counter()
-    for feed in feeds:
-        session.run(names, feed)
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
     return len(feeds) / (time.perf_counter() - t)
 
 
-def pipeline_fps(model_path: str, video: str, threads: int | None, port: int) -> tuple[float, int]:
-    config = RunConfig(source=[video], model=[model_path], publish=f"tcp://127.0.0.1:{port}", threads=threads)
+def pipeline_fps(model_path: str, video: str, port: int) -> tuple[float, int, InferenceLayout]:
+    config = RunConfig(source=[video], model=[model_path], publish=f"tcp://127.0.0.1:{port}")
+    layout = inference_layout(config, live=False)
     pipeline, _ = build_pipeline(config)
     stats = pipeline.run()
-    return stats.fps, stats.frames
+    return stats.fps, stats.frames, layout
 
 
 def ultralytics_fps(model_path: str, video: str) -> float | None:
@@ -74,33 +88,33 @@ def main() -> None:
     parser.add_argument("--model", action="append")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
     parser.add_argument("--frames-model-only", type=int, default=200)
-    parser.add_argument("--threads", type=int, action="append",
-                        help="inference threads to compare (default: 1 and all cores)")
     parser.add_argument("--port", type=int, default=5591)
     args = parser.parse_args()
     _quiet_native_logs()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as `segstream run` does
     models = args.model or [str(ASSETS / m) for m in DEFAULT_MODELS]
     cpus = os.cpu_count() or 1
-    thread_counts = args.threads or sorted({1, cpus})
 
     rows = []
     for path in models:
-        ultra = ultralytics_fps(path, args.video)
-        for threads in thread_counts:
-            only = statistics.median(
-                model_only_fps(path, args.video, args.frames_model_only, threads) for _ in range(args.repeat)
-            )
-            runs = [pipeline_fps(path, args.video, threads, args.port) for _ in range(args.repeat)]
-            pipe = statistics.median(fps for fps, _ in runs)
-            rows.append((Path(path).name, threads, only, pipe, runs[0][1], ultra))
+        runs = [pipeline_fps(path, args.video, args.port) for _ in range(args.repeat)]
+        pipe, frames, layout = statistics.median(r[0] for r in runs), runs[0][1], runs[0][2]
+        model = Model.load(path, threads=layout.threads)
+        feeds = held_feeds(model, args.video, args.frames_model_only)
+        same = statistics.median(model_only_fps(model.backend.session, feeds, layout.workers) for _ in range(args.repeat))
+        default_session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        best = statistics.median(model_only_fps(default_session, feeds) for _ in range(args.repeat))
+        rows.append((Path(path).name, layout, same, best, pipe, frames, ultralytics_fps(path, args.video)))
 
     print(f"\nvideo {Path(args.video).name}, {cpus} CPUs, median of {args.repeat} run(s)")
-    print(f"{'model':<28}{'threads':>8}{'model-only FPS':>16}{'pipeline FPS':>14}{'frames':>8}{'ratio':>8}  ultralytics")
-    for name, threads, only, pipe, frames, ultra in rows:
-        u = f"{ultra:.1f} ({ultra / only:.2f}x)" if ultra else "not installed"
-        print(f"{name:<28}{threads:>8}{only:>16.1f}{pipe:>14.1f}{frames:>8}{pipe / only:>7.2f}x  {u}")
-
+    print("model-only A: session.run on held frames with the pipeline's layout (frames in flight x threads)")
+    print("model-only B: session.run on held frames, one at a time, onnxruntime defaults (all cores)")
+    print(f"{'model':<28}{'layout':>8}{'A FPS':>8}{'B FPS':>8}{'pipeline':>10}{'frames':>8}"
+          f"{'vs A':>7}{'vs B':>7}  ultralytics model.track")
+    for name, layout, same, best, pipe, frames, ultra in rows:
+        u = f"{ultra:.1f} ({ultra / best:.2f}x B)" if ultra else "not installed"
+        lay = f"{layout.workers}x{layout.threads or cpus}"
+        print(f"{name:<28}{lay:>8}{same:>8.1f}{best:>8.1f}{pipe:>10.1f}{frames:>8}{pipe / same:>6.2f}x{pipe / best:>6.2f}x  {u}")
 
 if __name__ == "__main__":
     main()

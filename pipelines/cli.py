@@ -45,7 +45,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
     p.add_argument("--backend", choices=["auto", "onnxruntime"])
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="inference threads (default: one per core)")
+    p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
+    p.add_argument("--infer-workers", type=int, dest="infer_workers",
+                   help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
     p.add_argument("--config", help="YAML file with the same keys as these flags")
 
@@ -99,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # stdout closed early (e.g. piped into `head`)
+        sys.stderr.close()
+        return 0
 
 
 def _quiet_native_logs() -> None:
@@ -112,7 +117,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "model", "tracker", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "backend", "device", "threads", "progress")
+            "max_frames", "realtime", "backend", "device", "threads", "infer_workers", "progress")
     return {k: getattr(args, k, None) for k in keys}
 
 

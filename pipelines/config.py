@@ -40,6 +40,7 @@ class RunConfig(BaseModel):
     backend: Literal["auto", "onnxruntime"] = "auto"
     device: str = "cpu"
     threads: int | None = Field(None, ge=1)
+    infer_workers: int | None = Field(None, ge=1)
     queue_size: int = Field(2, ge=1)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout: float = Field(10.0, gt=0)

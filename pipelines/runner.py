@@ -45,6 +45,7 @@ class Packet:
     """One frame on its way through the stages. Whoever holds it owns it."""
 
     frame: Frame
+    index: int = -1  # position in the stream after preprocessing; restores order before tracking
     prepared: Any = None
     outputs: Any = None
     detections: Detections | None = None
@@ -61,11 +62,13 @@ class StageStats:
     count: int = 0
     total_ms: float = 0.0
     max_ms: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, ms: float) -> None:
-        self.count += 1
-        self.total_ms += ms
-        self.max_ms = max(self.max_ms, ms)
+        with self._lock:  # several capture or infer threads may report at once
+            self.count += 1
+            self.total_ms += ms
+            self.max_ms = max(self.max_ms, ms)
 
     @property
     def mean_ms(self) -> float:
@@ -109,6 +112,8 @@ class Pipeline:
     `postprocess(outputs, prepared)` and `class_names` (an engines `ModelSet`).
     `make_tracker` builds one tracker per source (None: no tracking).
     Each source has its own capture thread; `max_frames` applies per source.
+    `infer_workers` > 1 keeps several frames in inference at once (each call
+    can use fewer runtime threads); frames are put back in order before tracking.
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class Pipeline:
         queue_size: int = 2,
         max_frames: int | None = None,
         on_frame: Callable[[Packet], None] | None = None,
+        infer_workers: int = 1,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -133,6 +139,11 @@ class Pipeline:
         self._errors: list[StageError] = []
         names = ["preprocess", "infer", "postprocess", "track", "publish"]
         self._queues = {n: StageQueue(queue_size, self._abort, n) for n in names}
+        self.infer_workers = infer_workers
+        self._workers_left = {"infer": infer_workers}
+        self._workers_lock = threading.Lock()
+        self._next_index = 0
+        self._reorder: dict[int, Packet] = {}
         self._trackers: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
@@ -151,13 +162,14 @@ class Pipeline:
             threading.Thread(target=self._capture, args=(src, remaining, lock), name=f"capture-{src.source_id}", daemon=True)
             for src in self.sources
         ]
-        for name, fn, nxt in (
+        stages = [
             ("preprocess", self._preprocess, "infer"),
-            ("infer", self._infer, "postprocess"),
+            *[("infer", self._infer, "postprocess")] * self.infer_workers,
             ("postprocess", self._postprocess, "track"),
-            ("track", self._track, "publish"),
-        ):
+        ]
+        for name, fn, nxt in stages:
             threads.append(threading.Thread(target=self._stage_loop, args=(name, fn, nxt), name=name, daemon=True))
+        threads.append(threading.Thread(target=self._track_loop, name="track", daemon=True))
         threads.append(threading.Thread(target=self._publish_loop, name="publish", daemon=True))
         t0 = time.monotonic()
         for t in threads:
@@ -227,7 +239,10 @@ class Pipeline:
             while True:
                 packet = inq.get()
                 if packet is END:
-                    outq.put(END)
+                    if self._last_worker(name):
+                        outq.put(END)
+                    else:
+                        inq.put(END)  # let the sibling workers see it too
                     return
                 t = time.perf_counter()
                 fn(packet)
@@ -240,8 +255,16 @@ class Pipeline:
         except BaseException as err:  # noqa: BLE001
             self._fail(name, err)
 
+    def _last_worker(self, name: str) -> bool:
+        with self._workers_lock:
+            left = self._workers_left.get(name, 1) - 1
+            self._workers_left[name] = left
+            return left <= 0
+
     def _preprocess(self, p: Packet) -> None:
         p.prepared = self.models.preprocess(p.frame)
+        p.index = self._next_index  # one preprocess thread: indices are consecutive
+        self._next_index += 1
 
     def _infer(self, p: Packet) -> None:
         p.outputs = self.models.infer(p.prepared)
@@ -249,6 +272,32 @@ class Pipeline:
     def _postprocess(self, p: Packet) -> None:
         p.detections = self.models.postprocess(p.outputs, p.prepared)
         p.prepared = p.outputs = None  # free the input blobs and raw outputs early
+
+    def _track_loop(self) -> None:
+        """Tracks frames strictly in stream order, holding back early arrivals."""
+        inq, outq = self._queues["track"], self._queues["publish"]
+        stats = self.stats.stages["track"]
+        expected = 0
+        try:
+            while True:
+                packet = inq.get()
+                if packet is END:
+                    outq.put(END)
+                    return
+                self._reorder[packet.index] = packet
+                while expected in self._reorder:
+                    ready = self._reorder.pop(expected)
+                    expected += 1
+                    t = time.perf_counter()
+                    self._track(ready)
+                    ms = (time.perf_counter() - t) * 1000.0
+                    ready.timings["track"] = ms
+                    stats.add(ms)
+                    outq.put(ready)
+        except Aborted:
+            pass
+        except BaseException as err:  # noqa: BLE001
+            self._fail("track", err)
 
     def _track(self, p: Packet) -> None:
         if self.make_tracker is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,6 +29,28 @@ log = logging.getLogger(__name__)
 DEFAULT_FPS = 25.0
 
 
+@dataclass(frozen=True)
+class InferenceLayout:
+    """How inference uses the CPU: `workers` frames in flight, `threads` per call."""
+
+    workers: int
+    threads: int | None
+
+
+def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> InferenceLayout:
+    """Explicit values win. Otherwise files favour throughput: one runtime
+    thread per call and one frame in flight per core plus one, so the cores
+    stay busy while another frame is decoded or post-processed (measured on
+    2 cores: +15-20% FPS over one multi-threaded call). Live sources favour
+    latency: one frame at a time, all cores on it."""
+    cpus = cpus or os.cpu_count() or 1
+    if config.infer_workers is not None or config.threads is not None:
+        return InferenceLayout(config.infer_workers or 1, config.threads)
+    if live or cpus == 1:
+        return InferenceLayout(1, None)
+    return InferenceLayout(cpus + 1, 1)
+
+
 def make_tracker_factory(config: RunConfig) -> Any:
     if config.tracker == "none":
         return None
@@ -36,16 +60,18 @@ def make_tracker_factory(config: RunConfig) -> Any:
 
 def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipeline, Any]:
     with contextlib.ExitStack() as undo:
-        models = load_models(
-            [resolve_model(m) for m in config.model], config.conf, config.iou, config.classes,
-            config.backend, config.device, config.threads,
-        )
-        undo.callback(models.close)
         sources = []
         for spec, source_id in zip(config.source, unique_source_ids(config.source)):
             src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout)
             undo.callback(src.close)
             sources.append(src)
+        layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources))
+        log.info("inference: %d frame(s) in flight, %s runtime thread(s) each", layout.workers, layout.threads or "default")
+        models = load_models(
+            [resolve_model(m) for m in config.model], config.conf, config.iou, config.classes,
+            config.backend, config.device, layout.threads,
+        )
+        undo.callback(models.close)
         sinks: list[Sink] = []
         if config.publish:
             sinks.append(PublishSink(Publisher(config.publish, hwm=config.hwm)))
@@ -61,6 +87,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         pipeline = Pipeline(
             sources, models, make_tracker_factory(config), sinks, config.queue_size, config.max_frames,
             on_frame=(lambda _p: progress.update(1)) if progress is not None else None,
+            infer_workers=layout.workers,
         )
         undo.pop_all()
     return pipeline, progress

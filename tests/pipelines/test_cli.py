@@ -165,3 +165,22 @@ def test_failing_stage_stops_the_run_and_names_the_stage(video, seg_model, tmp_p
 def test_debug_shows_the_traceback(tmp_path, seg_model):
     run = segstream("run", "--source", tmp_path / "missing.avi", "--model", seg_model, "--debug", timeout=60)
     assert run.returncode != 0 and "Traceback" in run.stderr
+
+
+def test_parallel_inference_keeps_frame_order_and_ids(video, seg_model, tmp_path):
+    """Several frames in inference at once must give exactly the tracks of one at a time."""
+    outs = []
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}.jsonl"
+        run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 40, "--threads", 1,
+                        "--infer-workers", workers, "--export", out)
+        assert run.returncode == 0, run.stderr
+        outs.append([json.loads(line) for line in out.read_text().splitlines()])
+    assert [m["seq"] for m in outs[1]] == list(range(40))
+    assert [m["objects"] for m in outs[0]] == [m["objects"] for m in outs[1]]
+
+
+def test_demo_without_assets_says_what_to_do(tmp_path):
+    run = segstream("demo", env={**os.environ, "SEGSTREAM_ASSETS": str(tmp_path)}, timeout=60)
+    assert run.returncode == 2
+    assert "demo assets missing" in run.stderr and "yolo export" in run.stderr
