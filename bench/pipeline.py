@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from engines.model import Model  # noqa: E402
 from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import InferenceLayout, build_pipeline, inference_layout  # noqa: E402
+from pipelines.session import build_pipeline, inference_layout  # noqa: E402
 from stream.sources import open_source  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
@@ -62,12 +62,14 @@ def model_only_fps(session: Any, feeds: list[dict], workers: int = 1) -> float:
     return len(feeds) / (time.perf_counter() - t)
 
 
-def pipeline_fps(model_path: str, video: str, port: int) -> tuple[float, int, InferenceLayout]:
+def pipeline_fps(model_path: str, video: str, port: int) -> tuple[float, int]:
     config = RunConfig(source=[video], model=[model_path], publish=f"tcp://127.0.0.1:{port}")
-    layout = inference_layout(config, live=False)
     pipeline, _ = build_pipeline(config)
-    stats = pipeline.run()
-    return stats.fps, stats.frames, layout
+    try:
+        stats = pipeline.run()
+    finally:
+        pipeline.models.close()
+    return stats.fps, stats.frames
 
 
 def ultralytics_fps(model_path: str, video: str) -> float | None:
@@ -97,13 +99,17 @@ def main() -> None:
 
     rows = []
     for path in models:
-        runs = [pipeline_fps(path, args.video, args.port) for _ in range(args.repeat)]
-        pipe, frames, layout = statistics.median(r[0] for r in runs), runs[0][1], runs[0][2]
+        # Model-only limits first, in a clean process state; then the pipeline.
+        layout = inference_layout(RunConfig(source=[args.video], model=[path]), live=False)
         model = Model.load(path, threads=layout.threads)
         feeds = held_feeds(model, args.video, args.frames_model_only)
         same = statistics.median(model_only_fps(model.backend.session, feeds, layout.workers) for _ in range(args.repeat))
+        model.close()
         default_session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         best = statistics.median(model_only_fps(default_session, feeds) for _ in range(args.repeat))
+        del default_session, feeds
+        runs = [pipeline_fps(path, args.video, args.port) for _ in range(args.repeat)]
+        pipe, frames = statistics.median(r[0] for r in runs), runs[0][1]
         rows.append((Path(path).name, layout, same, best, pipe, frames, ultralytics_fps(path, args.video)))
 
     print(f"\nvideo {Path(args.video).name}, {cpus} CPUs, median of {args.repeat} run(s)")

@@ -76,3 +76,7 @@ class OnnxRuntimeBackend(Backend):
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self._output_names, feed)
         return dict(zip(self._output_names, values))
+
+    def close(self) -> None:
+        """Drop the session so its thread pool and memory are released now."""
+        self.__dict__.pop("session", None)

@@ -147,6 +147,7 @@ def run(config: RunConfig) -> RunStats:
     try:
         return pipeline.run()
     finally:
+        pipeline.models.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if progress is not None:
