@@ -43,6 +43,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
     p.add_argument("--max-frames", type=int, dest="max_frames")
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
+    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
+    p.add_argument("--timeout", type=float, help="seconds to wait when opening or reading a stream (default 10)")
     p.add_argument("--backend", choices=["auto", "onnxruntime"])
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
@@ -117,7 +119,8 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "model", "tracker", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "backend", "device", "threads", "infer_workers", "progress")
+            "max_frames", "realtime", "rtsp_transport", "timeout", "backend", "device", "threads", "infer_workers",
+            "progress")
     return {k: getattr(args, k, None) for k in keys}
 
 

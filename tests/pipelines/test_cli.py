@@ -94,14 +94,15 @@ def test_save_writes_a_playable_video(video, seg_model, pose_model, tmp_path):
     assert ok and frame.shape == (576, 768, 3)
 
 
-def test_sigint_stops_cleanly_and_flushes_exports(video, seg_model, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly_and_flushes_exports(video, seg_model, tmp_path, sig):
     out = tmp_path / "tracks.jsonl"
     proc = subprocess.Popen([*SEGSTREAM, "run", "--source", str(video), "--model", str(seg_model), "--export", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     deadline = time.monotonic() + 60
     while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     t = time.monotonic()
     stdout, stderr = proc.communicate(timeout=10)
     assert time.monotonic() - t < 2.0
