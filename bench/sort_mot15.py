@@ -15,14 +15,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tracking.evaluation import evaluate_mot  # noqa: E402
-from tracking.mot import format_tracks, read_detections, read_seqinfo  # noqa: E402
+from tracking.mot import track_sequences  # noqa: E402
 from tracking.sort import Sort  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
@@ -38,22 +37,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="keep result files here")
     args = parser.parse_args()
     root = Path(args.mot)
-    sequences = sorted(p.name for p in root.iterdir() if (p / "det" / "det.txt").is_file())
     out = Path(args.out or tempfile.mkdtemp(prefix="sort_mot15_"))
-    out.mkdir(parents=True, exist_ok=True)
-
-    seconds, frames = 0.0, 0
-    for seq in sequences:
-        info = read_seqinfo(root / seq)
-        dets = read_detections(root / seq / "det" / "det.txt", info.length)
-        sort, lines = Sort(), []
-        for i, d in enumerate(dets):
-            t = time.perf_counter()
-            tracked = sort.update(d)
-            seconds += time.perf_counter() - t
-            lines.append(format_tracks(i + 1, tracked))
-        frames += len(dets)
-        (out / f"{seq}.txt").write_text("".join(lines))
+    sequences, seconds, frames = track_sequences(root, Sort, out)
     scores = evaluate_mot(root, out, sequences)
 
     print(f"{'sequence':<18}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}   original SORT MOTA")

@@ -1,4 +1,4 @@
-"""`segstream` command line: run, subscribe, demo.
+"""`segstream` command line: run, subscribe, eval, demo.
 
 Errors a user can fix are printed as one line (`segstream: error: ...`) with
 exit status 2; `--debug` shows the traceback instead.
@@ -7,11 +7,13 @@ exit status 2; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,9 +23,12 @@ from stream.errors import SegstreamError, SourceError
 from stream.subscriber import Subscriber
 from stream.wire import WireError
 
-from .config import RunConfig, load_config
+from tracking.evaluation import evaluate_mot
+from tracking.mot import mot_sequences, track_sequences
+
+from .config import RunConfig, TrackerConfig, load_config
 from .runner import RunStats
-from .session import build_pipeline
+from .session import build_pipeline, make_tracker_factory
 
 log = logging.getLogger("segstream")
 
@@ -75,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--timeout", type=float, help="exit with status 1 after this many seconds without a message")
     _common(subscribe)
     subscribe.set_defaults(func=cmd_subscribe)
+
+    evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
+    evaluate.add_argument("--gt", required=True, help="MOTChallenge-layout folder: <seq>/det/det.txt, gt/gt.txt, seqinfo.ini")
+    evaluate.add_argument("--tracker", choices=["sort"], help="tracker (default: the one `segstream run` uses)")
+    evaluate.add_argument("--config", help="YAML with tracker parameters, e.g. `sort: {max_age: 1, min_hits: 3}`")
+    evaluate.add_argument("--out", help="folder for <seq>.txt results (default: a temporary folder)")
+    _common(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser("demo", help="run on the sample video with the sample seg + pose models")
     demo.add_argument("--assets", default=None, help="assets folder (default $SEGSTREAM_ASSETS or ../shared/assets)")
@@ -172,6 +185,24 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
             sys.stdout.flush()
             received += 1
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    config = load_config(args.config, {"tracker": args.tracker}, TrackerConfig)
+    root = Path(args.gt)
+    sequences = mot_sequences(root) if root.is_dir() else []
+    if not sequences:
+        raise SourceError(f"no MOTChallenge sequences in {root}: expected <seq>/det/det.txt, <seq>/gt/gt.txt, <seq>/seqinfo.ini")
+    with contextlib.ExitStack() as stack:
+        out = args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="segstream-eval-"))
+        _, seconds, frames = track_sequences(root, make_tracker_factory(config), out, sequences)
+        scores = evaluate_mot(root, out, sequences)
+    print(f"tracker {config.tracker}: {seconds / frames * 1000:.3f} ms per frame (association only), {frames} frames")
+    print(f"{'sequence':<24}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}")
+    for seq in [*sequences, "COMBINED"]:
+        s = scores[seq]
+        print(f"{seq:<24}{s.hota:>7.1f}{s.mota:>7.1f}{s.idf1:>7.1f}{s.id_switches:>6}")
     return 0
 
 

@@ -62,19 +62,29 @@ class RunConfig(BaseModel):
         return value
 
 
-def _describe(err: ValidationError, origin: str) -> str:
+class TrackerConfig(BaseModel):
+    """Settings of `segstream eval`: which tracker and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    tracker: Literal["sort"] = "sort"
+    sort: SortConfig = SortConfig()
+
+
+def _describe(err: ValidationError, origin: str, schema: type[BaseModel] = RunConfig) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
-        known = ", ".join(RunConfig.model_fields)
+        known = ", ".join(schema.model_fields)
         return f"{origin}: unknown key '{key}' (known keys: {known})"
     if first["type"] == "missing":
         return f"{origin}: '{key}' is required"
     return f"{origin}: '{key}': {first['msg']} (got {first.get('input')!r})"
 
 
-def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """YAML file values, then non-None `overrides` (CLI flags) on top."""
+def load_config(
+    path: str | None = None, overrides: dict[str, Any] | None = None, schema: type[BaseModel] = RunConfig
+) -> Any:
+    """YAML file values, then non-None `overrides` (CLI flags) on top, validated as `schema`."""
     data: dict[str, Any] = {}
     if path:
         try:
@@ -88,6 +98,6 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         data.update(loaded or {})
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        return RunConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_describe(err, f"config {path}" if path else "config")) from None
+        raise ConfigError(_describe(err, f"config {path}" if path else "config", schema)) from None

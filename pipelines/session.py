@@ -20,7 +20,7 @@ from stream.publisher import Publisher
 from stream.sources import default_source_id, open_source
 from tracking.sort import Sort
 
-from .config import RunConfig
+from .config import RunConfig, TrackerConfig
 from .runner import Pipeline
 from .sinks import PublishSink, Sink, VideoSink, export_sink
 
@@ -51,7 +51,7 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
     return InferenceLayout(cpus + 1, 1)
 
 
-def make_tracker_factory(config: RunConfig) -> Any:
+def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
     if config.tracker == "none":
         return None
     s = config.sort

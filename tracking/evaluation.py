@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stream.errors import SegstreamError
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,7 @@ def evaluate_mot(gt_root: str | Path, results_dir: str | Path, sequences: list[s
     try:
         import trackeval
     except ImportError:
-        raise RuntimeError("evaluation needs TrackEval: pip install trackeval") from None
+        raise SegstreamError("evaluation needs TrackEval: pip install trackeval") from None
 
     results_dir = Path(results_dir)
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,3 +65,30 @@ def format_tracks(frame_number: int, dets: Detections) -> str:
         f"{frame_number},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
         for tid, (x, y, w, h), s in zip(dets.track_ids.tolist(), xywh.tolist(), dets.scores.tolist())
     )
+
+
+def mot_sequences(root: str | Path) -> list[str]:
+    """Sequence folders under a MOTChallenge-layout root that have `det/det.txt`."""
+    return sorted(p.name for p in Path(root).iterdir() if (p / "det" / "det.txt").is_file())
+
+
+def track_sequences(
+    root: str | Path, make_tracker: Callable[[], Any], out_dir: str | Path, sequences: list[str] | None = None
+) -> tuple[list[str], float, int]:
+    """Run a fresh tracker over each sequence's detections and write
+    `<out_dir>/<seq>.txt`. Returns (sequences, seconds spent in `update`, frames)."""
+    root, out_dir = Path(root), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sequences = sequences or mot_sequences(root)
+    seconds, frames = 0.0, 0
+    for seq in sequences:
+        info = read_seqinfo(root / seq)
+        tracker, lines = make_tracker(), []
+        for i, dets in enumerate(read_detections(root / seq / "det" / "det.txt", info.length)):
+            t = time.perf_counter()
+            tracked = tracker.update(dets)
+            seconds += time.perf_counter() - t
+            lines.append(format_tracks(i + 1, tracked))
+        frames += info.length
+        (out_dir / f"{seq}.txt").write_text("".join(lines))
+    return sequences, seconds, frames

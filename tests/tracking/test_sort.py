@@ -2,13 +2,12 @@
 through, and reproduces the original SORT's MOT15 results."""
 
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tracking.evaluation import evaluate_mot
-from tracking.mot import format_tracks, read_detections, read_seqinfo
+from tracking.mot import track_sequences
 from tracking.sort import Sort
 from stream.types import Detections
 
@@ -79,14 +78,8 @@ SORT_MOTA = {"TUD-Campus": 62.7, "ETH-Sunnyday": 59.1, "KITTI-17": 60.2}
 
 @pytest.mark.slow
 def test_reproduces_original_sort_on_mot15(mot_root):
-    sequences = sorted(p.name for p in mot_root.iterdir() if p.is_dir())
     with tempfile.TemporaryDirectory() as out:
-        for seq in sequences:
-            info = read_seqinfo(mot_root / seq)
-            sort = Sort()
-            lines = [format_tracks(i + 1, sort.update(d)) for i, d in
-                     enumerate(read_detections(mot_root / seq / "det" / "det.txt", info.length))]
-            Path(out, f"{seq}.txt").write_text("".join(lines))
+        sequences, _, _ = track_sequences(mot_root, Sort, out)
         scores = evaluate_mot(mot_root, out, sequences)
     for seq, mota in SORT_MOTA.items():
         assert abs(scores[seq].mota - mota) <= 1.0, f"{seq}: MOTA {scores[seq].mota:.1f} vs {mota}"
