@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from threadpoolctl import threadpool_limits
+
 from stream.errors import SegstreamError
 from stream.sources import Source
 from stream.types import Detections, Frame
@@ -171,6 +173,10 @@ class Pipeline:
             threads.append(threading.Thread(target=self._stage_loop, args=(name, fn, nxt), name=name, daemon=True))
         threads.append(threading.Thread(target=self._track_loop, name="track", daemon=True))
         threads.append(threading.Thread(target=self._publish_loop, name="publish", daemon=True))
+        # The stages' matrix products are tiny; a multi-threaded BLAS only adds
+        # threads that spin between calls and take the cores from inference
+        # (measured on 2 cores: 74 -> 106 FPS with yolov8n-seg).
+        blas = threadpool_limits(limits=1, user_api="blas")
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -179,6 +185,7 @@ class Pipeline:
                 while t.is_alive():
                     t.join(0.1)
         finally:
+            blas.restore_original_limits()
             self.stats.seconds = time.monotonic() - t0
             self._abort.set()  # release anything still waiting
             for t in threads:
