@@ -22,7 +22,7 @@ from tracking.sort import Sort
 
 from .config import RunConfig, TrackerConfig
 from .runner import Pipeline
-from .sinks import PublishSink, Sink, VideoSink, export_sink
+from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,13 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         if config.publish:
             sinks.append(PublishSink(Publisher(config.publish, hwm=config.hwm)))
             undo.callback(sinks[-1].close)
+        ids = [s.source_id for s in sources]
         if config.export:
-            sinks.append(export_sink(config.export))
+            sinks.append(export_sink(config.export, ids))
             undo.callback(sinks[-1].close)
         if config.save:
-            sinks.append(VideoSink(config.save, sources[0].fps or DEFAULT_FPS, models.class_names))
+            fps = {s.source_id: s.fps or DEFAULT_FPS for s in sources}
+            sinks.append(per_source(config.save, ids, lambda p, sid: VideoSink(p, fps[sid], models.class_names)))
         progress = None
         if show_progress:
             progress = _progress_bar(sources, config.max_frames)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 
@@ -106,5 +106,38 @@ class VideoSink(Sink):
             self._writer.release()
 
 
-def export_sink(path: str) -> Sink:
-    return JsonlSink(path) if path.endswith(".jsonl") else MotSink(path)
+class PerSourceSink(Sink):
+    """One file per source (`out-cam0.mp4`, `out-cam1.mp4`) for formats that
+    cannot mix sources: videos (frame sizes differ) and MOTChallenge text."""
+
+    def __init__(self, sinks: dict[str, Sink]) -> None:
+        self.sinks = sinks
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+        self.sinks[frame.source_id].write(frame, dets, message)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+
+
+def per_source(path: str, source_ids: Sequence[str], make: Callable[[str, str], Sink]) -> Sink:
+    """`make(path, source_id)` for a single source, else one suffixed file per source."""
+    if len(source_ids) == 1:
+        return make(path, source_ids[0])
+    p = Path(path)
+    sinks: dict[str, Sink] = {}
+    try:
+        for sid in source_ids:
+            sinks[sid] = make(str(p.with_name(f"{p.stem}-{sid}{p.suffix}")), sid)
+    except BaseException:
+        PerSourceSink(sinks).close()
+        raise
+    return PerSourceSink(sinks)
+
+
+def export_sink(path: str, source_ids: Sequence[str]) -> Sink:
+    """JSON lines carry the source in each message; MOTChallenge files get one per source."""
+    if path.endswith(".jsonl"):
+        return JsonlSink(path)
+    return per_source(path, source_ids, lambda p, _sid: MotSink(p))

@@ -77,6 +77,11 @@ def test_two_sources_keep_their_own_topics_and_track_ids(video, seg_model, tmp_p
         assert [m["seq"] for m in msgs] == list(range(6))
         ids = {o["track_id"] for m in msgs for o in m["objects"]}
         assert min(ids) == 1
+    run = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 3,
+                    "--export", tmp_path / "t.txt", "--save", tmp_path / "v.mp4")
+    assert run.returncode == 0, run.stderr
+    for sid in ("vtest", "vtest-2"):  # formats that cannot mix sources get one file each
+        assert (tmp_path / f"t-{sid}.txt").stat().st_size > 0 and (tmp_path / f"v-{sid}.mp4").stat().st_size > 0
     # same video, same detections: each source tracks independently to the same ids
     assert [o["track_id"] for o in by_source["vtest"][5]["objects"]] == \
         [o["track_id"] for o in by_source["vtest-2"][5]["objects"]]
