@@ -41,7 +41,7 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
     """Explicit values win. Otherwise files favour throughput: one runtime
     thread per call and one frame in flight per core plus one, so the cores
     stay busy while another frame is decoded or post-processed (measured on
-    2 cores: +15-20% FPS over one multi-threaded call). Live sources favour
+    2 cores: +18% to +38% FPS over one call on all cores). Live sources favour
     latency: one frame at a time, all cores on it."""
     cpus = cpus or os.cpu_count() or 1
     if config.infer_workers is not None or config.threads is not None:
