@@ -39,7 +39,7 @@ DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
-    p.add_argument("--tracker", choices=["sort", "none"])
+    p.add_argument("--tracker", choices=["sort", "byte", "none"], help="sort (default), byte (BYTE association) or none")
     p.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--classes", help="comma-separated class names or ids to keep, e.g. person,car")
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
     evaluate.add_argument("--gt", required=True, help="MOTChallenge-layout folder: <seq>/det/det.txt, gt/gt.txt, seqinfo.ini")
-    evaluate.add_argument("--tracker", choices=["sort"], help="tracker (default: the one `segstream run` uses)")
+    evaluate.add_argument("--tracker", choices=["sort", "byte"], help="tracker (default: the one `segstream run` uses)")
     evaluate.add_argument("--config", help="YAML with tracker parameters, e.g. `sort: {max_age: 1, min_hits: 3}`")
     evaluate.add_argument("--out", help="folder for <seq>.txt results (default: a temporary folder)")
     _common(evaluate)

@@ -21,13 +21,22 @@ class SortConfig(BaseModel):
     iou_threshold: float = Field(0.3, ge=0, le=1)
 
 
+class ByteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    high_thresh: float = Field(0.5, ge=0, le=1)
+    low_thresh: float = Field(0.1, ge=0, le=1)
+    new_track_thresh: float = Field(0.6, ge=0, le=1)
+    track_buffer: int = Field(30, ge=0)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: list[str] = Field(min_length=1)
     model: list[str] = Field(min_length=1)
-    tracker: Literal["sort", "none"] = "sort"
+    tracker: Literal["sort", "byte", "none"] = "sort"
     sort: SortConfig = SortConfig()
+    byte: ByteConfig = ByteConfig()
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[str] | None = None
@@ -66,8 +75,9 @@ class TrackerConfig(BaseModel):
     """Settings of `segstream eval`: which tracker and its parameters."""
 
     model_config = ConfigDict(extra="forbid")
-    tracker: Literal["sort"] = "sort"
+    tracker: Literal["sort", "byte"] = "sort"
     sort: SortConfig = SortConfig()
+    byte: ByteConfig = ByteConfig()
 
 
 def _describe(err: ValidationError, origin: str, schema: type[BaseModel] = RunConfig) -> str:

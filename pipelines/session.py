@@ -18,6 +18,7 @@ from engines.hub import resolve_model
 from engines.model import load_models
 from stream.publisher import Publisher
 from stream.sources import default_source_id, open_source
+from tracking.byte import ByteTracker
 from tracking.sort import Sort
 
 from .config import RunConfig, TrackerConfig
@@ -54,8 +55,9 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
 def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
     if config.tracker == "none":
         return None
-    s = config.sort
-    return partial(Sort, max_age=s.max_age, min_hits=s.min_hits, iou_threshold=s.iou_threshold)
+    if config.tracker == "byte":
+        return partial(ByteTracker, **config.byte.model_dump())
+    return partial(Sort, **config.sort.model_dump())
 
 
 def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipeline, Any]:

@@ -190,3 +190,11 @@ def test_demo_without_assets_says_what_to_do(tmp_path):
     run = segstream("demo", env={**os.environ, "SEGSTREAM_ASSETS": str(tmp_path)}, timeout=60)
     assert run.returncode == 2
     assert "demo assets missing" in run.stderr and "yolo export" in run.stderr
+
+
+def test_byte_tracker_runs_end_to_end(video, seg_model, tmp_path):
+    out = tmp_path / "byte.jsonl"
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 10, "--tracker", "byte", "--export", out)
+    assert run.returncode == 0, run.stderr
+    ids = {o["track_id"] for line in out.read_text().splitlines() for o in json.loads(line)["objects"]}
+    assert ids and min(ids) == 1

@@ -1,0 +1,220 @@
+"""BYTE association (Zhang et al., ByteTrack 2022) on a DeepSORT-style Kalman filter.
+
+Differences from SORT that keep identities through occlusions:
+- the Kalman state is (centre x, y, aspect ratio, height) with noise that
+  scales with the box height (DeepSORT's model), so far and near people are
+  predicted with fitting uncertainty;
+- tracks that lose their detection are kept "lost" for `track_buffer` frames
+  and can be re-found, instead of dying after one frame;
+- low-confidence detections are not thrown away: after high-confidence
+  detections are matched, they get a second chance against the tracks still
+  unmatched (occluded people often score low).
+
+All state is arrays; every Kalman step runs once over all tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.types import Detections
+
+from .association import iou_similarity, match
+
+STD_POSITION = 1.0 / 20
+STD_VELOCITY = 1.0 / 160
+
+TENTATIVE, CONFIRMED = 0, 1
+
+
+class HeightScaledKalman:
+    """Constant velocity on (x, y, a, h); process and measurement noise scale with h (DeepSORT)."""
+
+    def __init__(self) -> None:
+        self.F = np.eye(8)
+        self.F[:4, 4:] = np.eye(4)
+        self.H = np.eye(4, 8)
+
+    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(z)
+        mean = np.concatenate([z, np.zeros((n, 4))], axis=1)
+        h = z[:, 3]
+        std = np.stack([2 * STD_POSITION * h, 2 * STD_POSITION * h, np.full(n, 1e-2), 2 * STD_POSITION * h,
+                        10 * STD_VELOCITY * h, 10 * STD_VELOCITY * h, np.full(n, 1e-5), 10 * STD_VELOCITY * h], axis=1)
+        return mean, _diag(std**2)
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = mean[:, 3]
+        n = len(mean)
+        std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(n, 1e-2), STD_POSITION * h,
+                        STD_VELOCITY * h, STD_VELOCITY * h, np.full(n, 1e-5), STD_VELOCITY * h], axis=1)
+        return mean @ self.F.T, self.F @ cov @ self.F.T + _diag(std**2)
+
+    def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = mean[:, 3]
+        std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(len(mean), 1e-1), STD_POSITION * h], axis=1)
+        s = self.H @ cov @ self.H.T + _diag(std**2)
+        gain = cov @ self.H.T @ np.linalg.inv(s)
+        mean = mean + (gain @ (z - mean @ self.H.T)[:, :, None])[:, :, 0]
+        cov = cov - gain @ s @ np.swapaxes(gain, 1, 2)
+        return mean, cov
+
+
+def _diag(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(values.shape + values.shape[-1:])
+    idx = np.arange(values.shape[-1])
+    out[:, idx, idx] = values
+    return out
+
+
+def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
+    w = xyxy[:, 2] - xyxy[:, 0]
+    h = xyxy[:, 3] - xyxy[:, 1]
+    return np.stack([xyxy[:, 0] + w / 2, xyxy[:, 1] + h / 2, w / np.maximum(h, 1e-6), h], axis=1)
+
+
+def xyah_to_xyxy(x: np.ndarray) -> np.ndarray:
+    w = x[:, 2] * x[:, 3]
+    half = np.stack([w, x[:, 3]], axis=1) / 2
+    return np.concatenate([x[:, :2] - half, x[:, :2] + half], axis=1)
+
+
+@dataclass
+class _Tracks:
+    mean: np.ndarray
+    cov: np.ndarray
+    ids: np.ndarray
+    class_ids: np.ndarray
+    state: np.ndarray
+    since_update: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Tracks:
+        z = np.zeros(0, np.int64)
+        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> _Tracks:
+        return _Tracks(**{k: v[index] for k, v in vars(self).items()})
+
+    def append(self, other: _Tracks) -> _Tracks:
+        return _Tracks(**{k: np.concatenate([v, getattr(other, k)]) for k, v in vars(self).items()})
+
+
+class ByteTracker:
+    """`update(dets)` once per frame; returns the confirmed tracks matched this frame.
+
+    - `high_thresh`: detections at or above it are matched first; those
+      between `low_thresh` and it only in the second pass.
+    - `new_track_thresh`: minimum score to start a track.
+    - `match_iou`, `low_match_iou`, `tentative_match_iou`: minimum IoU (times
+      the detection score in the first pass) for each pass.
+    - `track_buffer`: frames a lost track can be re-found.
+    - `box`: "kalman" reports the filtered box, "detection" the matched one.
+    Defaults are ByteTrack's published ones (thresholds 0.5 / 0.1 / 0.6,
+    match distances 0.8 / 0.5 / 0.7 as IoU 0.2 / 0.5 / 0.3, buffer 30).
+    The returned detections are rows of the input with `track_ids` set.
+    """
+
+    def __init__(
+        self,
+        high_thresh: float = 0.5,
+        low_thresh: float = 0.1,
+        new_track_thresh: float = 0.6,
+        match_iou: float = 0.2,
+        low_match_iou: float = 0.5,
+        tentative_match_iou: float = 0.3,
+        track_buffer: int = 30,
+        box: str = "kalman",
+    ) -> None:
+        if box not in ("kalman", "detection"):
+            raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
+        self.box = box
+        self.high_thresh = high_thresh
+        self.low_thresh = low_thresh
+        self.new_track_thresh = new_track_thresh
+        self.match_iou = match_iou
+        self.low_match_iou = low_match_iou
+        self.tentative_match_iou = tentative_match_iou
+        self.track_buffer = track_buffer
+        self.frame_count = 0
+        self._kf = HeightScaledKalman()
+        self._tracks = _Tracks.empty()
+        self._next_id = 1
+
+    def update(self, dets: Detections) -> Detections:
+        self.frame_count += 1
+        t = self._tracks
+        if len(t):
+            t.mean, t.cov = self._kf.predict(t.mean, t.cov)
+        boxes = xyah_to_xyxy(t.mean)
+        det_of_track = np.full(len(t), -1, dtype=np.int64)
+
+        high = np.flatnonzero(dets.scores >= self.high_thresh)
+        low = np.flatnonzero((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh))
+        confirmed = np.flatnonzero(t.state == CONFIRMED)
+        tentative = np.flatnonzero(t.state == TENTATIVE)
+
+        # 1) high-score detections vs confirmed tracks (tracked and lost), IoU weighted by score
+        m, free_high, free_conf = self._associate(dets, high, t, boxes, confirmed, self.match_iou, weight=True)
+        det_of_track[m[:, 1]] = m[:, 0]
+        # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
+        recent = free_conf[t.since_update[free_conf] <= 1]
+        m, _, _ = self._associate(dets, low, t, boxes, recent, self.low_match_iou)
+        det_of_track[m[:, 1]] = m[:, 0]
+        # 3) remaining high-score detections vs tentative tracks (seen once)
+        m, free_high, _ = self._associate(dets, free_high, t, boxes, tentative, self.tentative_match_iou)
+        det_of_track[m[:, 1]] = m[:, 0]
+
+        matched = np.flatnonzero(det_of_track >= 0)
+        if len(matched):
+            z = xyxy_to_xyah(dets.xyxy[det_of_track[matched]].astype(np.float64))
+            t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
+        t.since_update = np.where(det_of_track >= 0, 0, t.since_update + 1)
+        t.state = np.where(det_of_track >= 0, CONFIRMED, t.state)
+        unnamed = np.flatnonzero((t.state == CONFIRMED) & (t.ids == 0))  # tentative tracks just confirmed
+        t.ids[unnamed] = np.arange(self._next_id, self._next_id + len(unnamed))
+        self._next_id += len(unnamed)
+
+        # Tentative tracks that missed die; confirmed ones survive `track_buffer` frames.
+        alive = np.where(t.state == CONFIRMED, t.since_update <= self.track_buffer, t.since_update == 0)
+        # New tracks (confirmed at once in the very first frame, as ByteTrack does).
+        new = free_high[dets.scores[free_high] >= self.new_track_thresh]
+        born = self._initiate(dets, new, CONFIRMED if self.frame_count == 1 else TENTATIVE)
+
+        report = (det_of_track >= 0) & (t.state == CONFIRMED)
+        rows = np.concatenate([det_of_track[report], new[born.state == CONFIRMED]])
+        ids = np.concatenate([t.ids[report], born.ids[born.state == CONFIRMED]])
+        order = np.argsort(rows)
+        out = dets[rows[order]].with_(track_ids=ids[order])
+        if self.box == "kalman":
+            means = np.concatenate([t.mean[report], born.mean[born.state == CONFIRMED]])[order]
+            out = out.with_(xyxy=xyah_to_xyxy(means).astype(np.float32))
+        self._tracks = t.take(alive).append(born)
+        return out
+
+    def _associate(
+        self, dets: Detections, det_rows: np.ndarray, t: _Tracks, boxes: np.ndarray, trk_rows: np.ndarray,
+        min_iou: float, weight: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Match det_rows to trk_rows; returns (matches as [det row, track row], free det rows, free track rows)."""
+        sim = iou_similarity(dets.xyxy[det_rows], boxes[trk_rows], dets.class_ids[det_rows], t.class_ids[trk_rows])
+        if weight:
+            sim = sim * dets.scores[det_rows, None]
+        m, free_d, free_t = match(1.0 - sim, 1.0 - min_iou)
+        pairs = np.stack([det_rows[m[:, 0]], trk_rows[m[:, 1]]], axis=1) if len(m) else np.zeros((0, 2), np.int64)
+        return pairs, det_rows[free_d], trk_rows[free_t]
+
+    def _initiate(self, dets: Detections, rows: np.ndarray, state: int) -> _Tracks:
+        n = len(rows)
+        mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
+        ids = np.zeros(n, np.int64)
+        if state == CONFIRMED:
+            ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+            self._next_id += n
+        tracks = _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64))
+        return tracks
