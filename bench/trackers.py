@@ -1,0 +1,126 @@
+"""segstream's trackers against the trackers people use, on the same detections.
+
+    python bench/trackers.py [--mot DIR]
+
+Every tracker runs over every `<seq>/det/det.txt` of a MOTChallenge-layout
+folder (default: the MOT15 sequences in the shared assets); results are
+scored with TrackEval (COMBINED over all sequences). Peers are optional bench
+dependencies and are skipped, with a note, when not installed:
+`pip install trackers` (roboflow: ByteTrack, OC-SORT, SORT) and
+`pip install --no-deps norfair rich` (norfair pins numpy<2 in its metadata but
+runs with numpy 2).
+The time column is the tracker's `update` alone (no detector, no I/O).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+# This file is named like roboflow's `trackers` package: keep its folder off the import path.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+from stream.types import Detections  # noqa: E402
+from tracking.byte import ByteTracker  # noqa: E402
+from tracking.evaluation import evaluate_mot  # noqa: E402
+from tracking.mot import mot_sequences, read_seqinfo, track_sequences  # noqa: E402
+from tracking.sort import Sort  # noqa: E402
+
+ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+
+
+class RoboflowTracker:
+    """A tracker of roboflow's `trackers` package (ByteTrack, OC-SORT, ...) with its defaults."""
+
+    def __init__(self, name: str, frame_rate: float) -> None:
+        import supervision as sv
+        import trackers
+
+        self._sv = sv
+        cls = getattr(trackers, name)
+        try:
+            self._tracker = cls(frame_rate=frame_rate)
+        except TypeError:  # trackers without a frame-rate setting
+            self._tracker = cls()
+
+    def update(self, dets: Detections) -> Detections:
+        sv_dets = self._sv.Detections(xyxy=dets.xyxy.astype(np.float32), confidence=dets.scores, class_id=dets.class_ids)
+        out = self._tracker.update(sv_dets)
+        keep = out.tracker_id >= 0 if out.tracker_id is not None else np.zeros(len(out), bool)
+        out = out[keep]
+        return Detections(out.xyxy, out.confidence, out.class_id, track_ids=out.tracker_id)
+
+
+class NorfairIoU:
+    """tryolabs/norfair with its IoU distance on boxes (its documented box setup)."""
+
+    def __init__(self, frame_rate: float) -> None:
+        from norfair import Detection, Tracker
+
+        self._detection = Detection
+        self._tracker = Tracker(distance_function="iou", distance_threshold=0.7)
+
+    def update(self, dets: Detections) -> Detections:
+        objs = [self._detection(points=box.reshape(2, 2), scores=np.array([s, s])) for box, s in zip(dets.xyxy, dets.scores)]
+        tracked = self._tracker.update(detections=objs)
+        if not tracked:
+            return Detections.empty().with_(track_ids=np.zeros(0, np.int64))
+        boxes = np.stack([t.estimate.reshape(4) for t in tracked])
+        return Detections(boxes, np.ones(len(tracked)), np.zeros(len(tracked)), track_ids=[t.id for t in tracked])
+
+
+def peers() -> dict[str, Callable[[float], Any] | str]:
+    """Tracker name -> factory(frame_rate), or the reason it cannot run."""
+    out: dict[str, Callable[[float], Any] | str] = {
+        "segstream SORT": lambda fps: Sort(),
+        "segstream BYTE": lambda fps: ByteTracker(),
+    }
+    try:
+        import trackers  # noqa: F401
+
+        for label, cls_name in (("trackers ByteTrack", "ByteTrackTracker"), ("trackers OC-SORT", "OCSORTTracker"),
+                                ("trackers SORT", "SORTTracker")):
+            out[label] = lambda fps, c=cls_name: RoboflowTracker(c, fps)
+    except ImportError:
+        out["trackers (roboflow)"] = "not installed (pip install trackers)"
+    try:
+        import norfair  # noqa: F401
+
+        out["norfair (IoU)"] = NorfairIoU
+    except ImportError:
+        out["norfair (IoU)"] = "not installed (pip install --no-deps norfair)"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mot", default=str(ASSETS / "mot" / "MOT15"))
+    args = parser.parse_args()
+    root = Path(args.mot)
+    sequences = mot_sequences(root)
+    print(f"{len(sequences)} sequences in {root}; TrackEval COMBINED")
+    print(f"{'tracker':<24}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>7}{'ms/frame':>10}")
+    for name, factory in peers().items():
+        if isinstance(factory, str):
+            print(f"{name:<24}{factory}")
+            continue
+        with tempfile.TemporaryDirectory() as out:
+            seconds, frames = 0.0, 0
+            for seq in sequences:  # a fresh tracker per sequence, at the sequence's frame rate
+                fps = read_seqinfo(root / seq).fps or 30.0
+                _, s, f = track_sequences(root, lambda fps=fps: factory(fps), out, [seq])
+                seconds, frames = seconds + s, frames + f
+            c = evaluate_mot(root, out, sequences)["COMBINED"]
+        print(f"{name:<24}{c.hota:>7.1f}{c.mota:>7.1f}{c.idf1:>7.1f}{c.id_switches:>7}{seconds / frames * 1000:>10.3f}")
+
+
+if __name__ == "__main__":
+    main()
