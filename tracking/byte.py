@@ -202,6 +202,8 @@ class ByteTracker:
         min_iou: float, weight: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Match det_rows to trk_rows; returns (matches as [det row, track row], free det rows, free track rows)."""
+        if len(det_rows) == 0 or len(trk_rows) == 0:
+            return np.zeros((0, 2), np.int64), det_rows, trk_rows
         sim = iou_similarity(dets.xyxy[det_rows], boxes[trk_rows], dets.class_ids[det_rows], t.class_ids[trk_rows])
         if weight:
             sim = sim * dets.scores[det_rows, None]
