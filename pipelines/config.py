@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.errors import ConfigError
 
@@ -37,6 +37,7 @@ class RunConfig(BaseModel):
     tracker: Literal["sort", "byte", "none"] = "sort"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
+    cmc: bool = False
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[str] | None = None
@@ -63,6 +64,12 @@ class RunConfig(BaseModel):
             return [v.strip() for v in value.split(",")] if "," in value else [value]
         return value
 
+    @model_validator(mode="after")
+    def _cmc_needs_byte(self) -> RunConfig:
+        if self.cmc and self.tracker != "byte":
+            raise ValueError("cmc: camera motion compensation needs tracker: byte")
+        return self
+
     @field_validator("export")
     @classmethod
     def _export_format(cls, value: str | None) -> str | None:
@@ -82,13 +89,16 @@ class TrackerConfig(BaseModel):
 
 def _describe(err: ValidationError, origin: str, schema: type[BaseModel] = RunConfig) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across keys
+        return f"{origin}: {message}"
+    key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         known = ", ".join(schema.model_fields)
         return f"{origin}: unknown key '{key}' (known keys: {known})"
     if first["type"] == "missing":
         return f"{origin}: '{key}' is required"
-    return f"{origin}: '{key}': {first['msg']} (got {first.get('input')!r})"
+    return f"{origin}: '{key}': {message} (got {first.get('input')!r})"
 
 
 def load_config(

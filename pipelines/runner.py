@@ -128,6 +128,7 @@ class Pipeline:
         max_frames: int | None = None,
         on_frame: Callable[[Packet], None] | None = None,
         infer_workers: int = 1,
+        make_camera_motion: Callable[[], Any] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -147,6 +148,8 @@ class Pipeline:
         self._next_index = 0
         self._reorder: dict[int, Packet] = {}
         self._trackers: dict[str, Any] = {}
+        self.make_camera_motion = make_camera_motion
+        self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
 
@@ -313,7 +316,14 @@ class Pipeline:
         tracker = self._trackers.get(sid)
         if tracker is None:
             tracker = self._trackers[sid] = self.make_tracker()
-        p.detections = tracker.update(p.detections)
+        if self.make_camera_motion is not None:
+            cmc = self._camera_motion.get(sid)
+            if cmc is None:
+                cmc = self._camera_motion[sid] = self.make_camera_motion()
+            warp = cmc.update(p.frame.image, p.detections.xyxy)
+            p.detections = tracker.update(p.detections, warp=warp)
+        else:
+            p.detections = tracker.update(p.detections)
         self.stats.track_ids.setdefault(sid, set()).update(p.detections.track_ids.tolist())
 
     def _publish_loop(self) -> None:

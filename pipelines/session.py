@@ -19,6 +19,7 @@ from engines.model import load_models
 from stream.publisher import Publisher
 from stream.sources import default_source_id, open_source
 from tracking.byte import ByteTracker
+from tracking.cmc import CameraMotion
 from tracking.sort import Sort
 
 from .config import RunConfig, TrackerConfig
@@ -92,6 +93,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             sources, models, make_tracker_factory(config), sinks, config.queue_size, config.max_frames,
             on_frame=(lambda _p: progress.update(1)) if progress is not None else None,
             infer_workers=layout.workers,
+            make_camera_motion=CameraMotion if config.cmc else None,
         )
         undo.pop_all()
     return pipeline, progress

@@ -62,6 +62,20 @@ class HeightScaledKalman:
         return mean, cov
 
 
+def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a similarity warp to (x, y, a, h) states: positions and velocities
+    rotate/scale with the camera, heights scale, aspect ratios stay."""
+    rot = warp[:, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(rot))))
+    block = np.eye(4)
+    block[:2, :2] = rot
+    block[3, 3] = scale
+    T = np.kron(np.eye(2), block)
+    mean = mean @ T.T
+    mean[:, :2] += warp[:, 2]
+    return mean, T @ cov @ T.T
+
+
 def _diag(values: np.ndarray) -> np.ndarray:
     out = np.zeros(values.shape + values.shape[-1:])
     idx = np.arange(values.shape[-1])
@@ -146,11 +160,15 @@ class ByteTracker:
         self._tracks = _Tracks.empty()
         self._next_id = 1
 
-    def update(self, dets: Detections) -> Detections:
+    def update(self, dets: Detections, warp: np.ndarray | None = None) -> Detections:
+        """`warp` (2x3, previous frame -> this frame, from tracking.cmc) moves
+        every track with the camera before association."""
         self.frame_count += 1
         t = self._tracks
         if len(t):
             t.mean, t.cov = self._kf.predict(t.mean, t.cov)
+            if warp is not None:
+                t.mean, t.cov = warp_states(t.mean, t.cov, warp)
         boxes = xyah_to_xyxy(t.mean)
         det_of_track = np.full(len(t), -1, dtype=np.int64)
 

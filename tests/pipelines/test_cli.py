@@ -142,6 +142,7 @@ def _bad_config(tmp):
         (lambda tmp, v, m: ["--config", _bad_config(tmp), "--source", v, "--model", m], "unknown key 'conff'"),
         (lambda tmp, v, m: ["--source", f"rtsp://127.0.0.1:{free_port()}/cam", "--model", m], "cannot open stream"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--publish", "localhost:1"], "bad ZeroMQ endpoint"),
+        (lambda tmp, v, m: ["--source", v, "--model", m, "--cmc"], "needs tracker: byte"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, video, seg_model, make_args, expected):
@@ -192,9 +193,10 @@ def test_demo_without_assets_says_what_to_do(tmp_path):
     assert "demo assets missing" in run.stderr and "yolo export" in run.stderr
 
 
-def test_byte_tracker_runs_end_to_end(video, seg_model, tmp_path):
+def test_byte_tracker_with_camera_motion_runs_end_to_end(video, seg_model, tmp_path):
     out = tmp_path / "byte.jsonl"
-    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 10, "--tracker", "byte", "--export", out)
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 10, "--tracker", "byte", "--cmc",
+                    "--export", out)
     assert run.returncode == 0, run.stderr
     ids = {o["track_id"] for line in out.read_text().splitlines() for o in json.loads(line)["objects"]}
     assert ids and min(ids) == 1
