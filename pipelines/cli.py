@@ -40,6 +40,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
     p.add_argument("--tracker", choices=["sort", "byte", "none"], help="sort (default), byte (BYTE association) or none")
+    p.add_argument("--appearance", choices=["none", "color"],
+                   help="appearance embeddings for the tracker: color = HSV histogram inside each mask (with --tracker byte)")
     p.add_argument("--cmc", action="store_true", default=None,
                    help="camera motion compensation for moving cameras (with --tracker byte)")
     p.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
@@ -133,7 +135,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "model", "tracker", "cmc", "conf", "iou", "classes", "publish", "save", "export",
+    keys = ("source", "model", "tracker", "appearance", "cmc", "conf", "iou", "classes", "publish", "save", "export",
             "max_frames", "realtime", "rtsp_transport", "timeout", "backend", "device", "threads", "infer_workers",
             "progress")
     return {k: getattr(args, k, None) for k in keys}

@@ -38,6 +38,7 @@ class RunConfig(BaseModel):
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
     cmc: bool = False
+    appearance: Literal["none", "color"] = "none"
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[str] | None = None

@@ -129,6 +129,7 @@ class Pipeline:
         on_frame: Callable[[Packet], None] | None = None,
         infer_workers: int = 1,
         make_camera_motion: Callable[[], Any] | None = None,
+        embed: Callable[[Any, Detections], Any] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -149,6 +150,7 @@ class Pipeline:
         self._reorder: dict[int, Packet] = {}
         self._trackers: dict[str, Any] = {}
         self.make_camera_motion = make_camera_motion
+        self.embed = embed
         self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
@@ -281,6 +283,8 @@ class Pipeline:
 
     def _postprocess(self, p: Packet) -> None:
         p.detections = self.models.postprocess(p.outputs, p.prepared)
+        if self.embed is not None:
+            p.detections = p.detections.with_(embeddings=self.embed(p.frame.image, p.detections))
         p.prepared = p.outputs = None  # free the input blobs and raw outputs early
 
     def _track_loop(self) -> None:

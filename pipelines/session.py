@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from engines.appearance import color_embeddings
 from engines.hub import resolve_model
 from engines.model import load_models
 from stream.publisher import Publisher
@@ -94,6 +95,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             on_frame=(lambda _p: progress.update(1)) if progress is not None else None,
             infer_workers=layout.workers,
             make_camera_motion=CameraMotion if config.cmc else None,
+            embed=color_embeddings if config.appearance == "color" else None,
         )
         undo.pop_all()
     return pipeline, progress

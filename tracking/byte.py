@@ -103,11 +103,12 @@ class _Tracks:
     class_ids: np.ndarray
     state: np.ndarray
     since_update: np.ndarray
+    emb: np.ndarray
 
     @classmethod
     def empty(cls) -> _Tracks:
         z = np.zeros(0, np.int64)
-        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy())
+        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -144,10 +145,14 @@ class ByteTracker:
         tentative_match_iou: float = 0.3,
         track_buffer: int = 30,
         box: str = "kalman",
+        appearance_thresh: float = 0.25,
+        ema: float = 0.9,
     ) -> None:
         if box not in ("kalman", "detection"):
             raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
         self.box = box
+        self.appearance_thresh = appearance_thresh
+        self.ema = ema
         self.high_thresh = high_thresh
         self.low_thresh = low_thresh
         self.new_track_thresh = new_track_thresh
@@ -165,6 +170,8 @@ class ByteTracker:
         every track with the camera before association."""
         self.frame_count += 1
         t = self._tracks
+        if dets.embeddings is not None and t.emb.shape[1] != dets.embeddings.shape[1]:
+            t.emb = np.zeros((len(t), dets.embeddings.shape[1]), np.float32)
         if len(t):
             t.mean, t.cov = self._kf.predict(t.mean, t.cov)
             if warp is not None:
@@ -178,7 +185,8 @@ class ByteTracker:
         tentative = np.flatnonzero(t.state == TENTATIVE)
 
         # 1) high-score detections vs confirmed tracks (tracked and lost), IoU weighted by score
-        m, free_high, free_conf = self._associate(dets, high, t, boxes, confirmed, self.match_iou, weight=True)
+        m, free_high, free_conf = self._associate(dets, high, t, boxes, confirmed, self.match_iou, weight=True,
+                                                  appearance=True)
         det_of_track[m[:, 1]] = m[:, 0]
         # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
         recent = free_conf[t.since_update[free_conf] <= 1]
@@ -192,6 +200,11 @@ class ByteTracker:
         if len(matched):
             z = xyxy_to_xyah(dets.xyxy[det_of_track[matched]].astype(np.float64))
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
+        if dets.embeddings is not None and len(matched):
+            fresh = dets.embeddings[det_of_track[matched]]
+            had = np.linalg.norm(t.emb[matched], axis=1, keepdims=True) > 0
+            mixed = np.where(had, self.ema * t.emb[matched] + (1 - self.ema) * fresh, fresh)
+            t.emb[matched] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
         t.since_update = np.where(det_of_track >= 0, 0, t.since_update + 1)
         t.state = np.where(det_of_track >= 0, CONFIRMED, t.state)
         unnamed = np.flatnonzero((t.state == CONFIRMED) & (t.ids == 0))  # tentative tracks just confirmed
@@ -202,7 +215,7 @@ class ByteTracker:
         alive = np.where(t.state == CONFIRMED, t.since_update <= self.track_buffer, t.since_update == 0)
         # New tracks (confirmed at once in the very first frame, as ByteTrack does).
         new = free_high[dets.scores[free_high] >= self.new_track_thresh]
-        born = self._initiate(dets, new, CONFIRMED if self.frame_count == 1 else TENTATIVE)
+        born = self._initiate(dets, new, CONFIRMED if self.frame_count == 1 else TENTATIVE, t.emb.shape[1])
 
         report = (det_of_track >= 0) & (t.state == CONFIRMED)
         rows = np.concatenate([det_of_track[report], new[born.state == CONFIRMED]])
@@ -217,7 +230,7 @@ class ByteTracker:
 
     def _associate(
         self, dets: Detections, det_rows: np.ndarray, t: _Tracks, boxes: np.ndarray, trk_rows: np.ndarray,
-        min_iou: float, weight: bool = False,
+        min_iou: float, weight: bool = False, appearance: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Match det_rows to trk_rows; returns (matches as [det row, track row], free det rows, free track rows)."""
         if len(det_rows) == 0 or len(trk_rows) == 0:
@@ -225,16 +238,23 @@ class ByteTracker:
         sim = iou_similarity(dets.xyxy[det_rows], boxes[trk_rows], dets.class_ids[det_rows], t.class_ids[trk_rows])
         if weight:
             sim = sim * dets.scores[det_rows, None]
-        m, free_d, free_t = match(1.0 - sim, 1.0 - min_iou)
+        cost = 1.0 - sim
+        if appearance and dets.embeddings is not None and t.emb.shape[1] == dets.embeddings.shape[1]:
+            # BoT-SORT's fusion: appearance may only lower the cost of pairs that
+            # are close in space and look alike.
+            emb_cost = (1.0 - dets.embeddings[det_rows] @ t.emb[trk_rows].T) / 2
+            emb_cost[(emb_cost > self.appearance_thresh / 2) | (cost > 1.0 - min_iou / 2)] = 1.0
+            cost = np.minimum(cost, emb_cost)
+        m, free_d, free_t = match(cost, 1.0 - min_iou)
         pairs = np.stack([det_rows[m[:, 0]], trk_rows[m[:, 1]]], axis=1) if len(m) else np.zeros((0, 2), np.int64)
         return pairs, det_rows[free_d], trk_rows[free_t]
 
-    def _initiate(self, dets: Detections, rows: np.ndarray, state: int) -> _Tracks:
+    def _initiate(self, dets: Detections, rows: np.ndarray, state: int, emb_dim: int) -> _Tracks:
         n = len(rows)
         mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
         ids = np.zeros(n, np.int64)
         if state == CONFIRMED:
             ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
             self._next_id += n
-        tracks = _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64))
-        return tracks
+        emb = dets.embeddings[rows] if dets.embeddings is not None else np.zeros((n, emb_dim), np.float32)
+        return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64), emb)

@@ -196,7 +196,7 @@ def test_demo_without_assets_says_what_to_do(tmp_path):
 def test_byte_tracker_with_camera_motion_runs_end_to_end(video, seg_model, tmp_path):
     out = tmp_path / "byte.jsonl"
     run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 10, "--tracker", "byte", "--cmc",
-                    "--export", out)
+                    "--appearance", "color", "--export", out)
     assert run.returncode == 0, run.stderr
     ids = {o["track_id"] for line in out.read_text().splitlines() for o in json.loads(line)["objects"]}
     assert ids and min(ids) == 1

@@ -78,3 +78,17 @@ def test_keeps_identities_better_than_sort_on_mot15(mot_root):
         sequences, _, _ = track_sequences(mot_root, ByteTracker, out)
         combined = evaluate_mot(mot_root, out, sequences)["COMBINED"]
     assert combined.idf1 > 52.2 + 1.0 and combined.hota > 40.9  # SORT: IDF1 52.2, HOTA 40.9
+
+
+def test_appearance_keeps_identity_when_two_people_cross():
+    """Two people swap places behind each other; colours decide who is who."""
+    red, blue = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    tracker = ByteTracker()
+    xs_red, xs_blue = [100, 110, 120, 130, 140, 150], [150, 140, 130, 120, 110, 100]
+    ids = []
+    for xr, xb in zip(xs_red, xs_blue):
+        dets = Detections([[xr, 100, xr + 40, 220], [xb, 100, xb + 40, 220]], [0.9, 0.9], [0, 0],
+                          embeddings=np.stack([red, blue]))
+        out = tracker.update(dets)
+        ids.append(dict(zip(out.embeddings[:, 0].tolist(), out.track_ids.tolist())))
+    assert ids[0] == ids[-1]  # red kept its id, blue kept its id

@@ -1,0 +1,38 @@
+"""Model-free appearance embeddings from what the pipeline already has.
+
+When no re-identification model is available, the colours inside each
+instance mask (or the box, without masks) still tell people apart: a
+hue/saturation/value histogram, square-rooted (Hellinger) and L2-normalised
+so that a dot product is a similarity in [0, 1].
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stream.types import Detections
+
+BINS = (8, 4, 4)
+
+
+def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, int] = BINS) -> np.ndarray:
+    """(N, prod(bins)) float32 embeddings for the detections of one BGR frame."""
+    out = np.zeros((len(dets), int(np.prod(bins))), np.float32)
+    if len(dets) == 0:
+        return out
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    h, w = image.shape[:2]
+    for i, (x1, y1, x2, y2) in enumerate(np.round(dets.xyxy).astype(int)):
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        mask = None
+        if dets.masks is not None:
+            mask = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
+            if not mask.any():
+                mask = None
+        hist = cv2.calcHist([hsv[y1:y2, x1:x2]], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
+        hist = np.sqrt(hist / max(hist.sum(), 1.0))
+        out[i] = hist / max(np.linalg.norm(hist), 1e-6)
+    return out
