@@ -39,7 +39,7 @@ DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
-    p.add_argument("--tracker", choices=["sort", "byte", "none"], help="sort (default), byte (BYTE association) or none")
+    p.add_argument("--tracker", choices=["sort", "byte", "none"], help="byte (default: BYTE association, the best on MOT15), sort (the original SORT) or none")
     p.add_argument("--appearance", choices=["none", "color"],
                    help="appearance embeddings for the tracker: color = HSV histogram inside each mask (with --tracker byte)")
     p.add_argument("--cmc", action="store_true", default=None,

@@ -27,6 +27,9 @@ class ByteConfig(BaseModel):
     low_thresh: float = Field(0.1, ge=0, le=1)
     new_track_thresh: float = Field(0.6, ge=0, le=1)
     track_buffer: int = Field(30, ge=0)
+    min_hits: int = Field(3, ge=1)
+    distance_weight: float = Field(1.0, ge=0)
+    std_velocity: float = Field(1.0 / 80, gt=0)
 
 
 class RunConfig(BaseModel):
@@ -34,7 +37,7 @@ class RunConfig(BaseModel):
 
     source: list[str] = Field(min_length=1)
     model: list[str] = Field(min_length=1)
-    tracker: Literal["sort", "byte", "none"] = "sort"
+    tracker: Literal["sort", "byte", "none"] = "byte"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
     cmc: bool = False
@@ -83,7 +86,7 @@ class TrackerConfig(BaseModel):
     """Settings of `segstream eval`: which tracker and its parameters."""
 
     model_config = ConfigDict(extra="forbid")
-    tracker: Literal["sort", "byte"] = "sort"
+    tracker: Literal["sort", "byte"] = "byte"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
 

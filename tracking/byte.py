@@ -21,78 +21,10 @@ import numpy as np
 
 from stream.types import Detections
 
-from .association import iou_similarity, match
-
-STD_POSITION = 1.0 / 20
-STD_VELOCITY = 1.0 / 160
+from .association import iou_and_distance, match
+from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
 
 TENTATIVE, CONFIRMED = 0, 1
-
-
-class HeightScaledKalman:
-    """Constant velocity on (x, y, a, h); process and measurement noise scale with h (DeepSORT)."""
-
-    def __init__(self) -> None:
-        self.F = np.eye(8)
-        self.F[:4, 4:] = np.eye(4)
-        self.H = np.eye(4, 8)
-
-    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(z)
-        mean = np.concatenate([z, np.zeros((n, 4))], axis=1)
-        h = z[:, 3]
-        std = np.stack([2 * STD_POSITION * h, 2 * STD_POSITION * h, np.full(n, 1e-2), 2 * STD_POSITION * h,
-                        10 * STD_VELOCITY * h, 10 * STD_VELOCITY * h, np.full(n, 1e-5), 10 * STD_VELOCITY * h], axis=1)
-        return mean, _diag(std**2)
-
-    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = mean[:, 3]
-        n = len(mean)
-        std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(n, 1e-2), STD_POSITION * h,
-                        STD_VELOCITY * h, STD_VELOCITY * h, np.full(n, 1e-5), STD_VELOCITY * h], axis=1)
-        return mean @ self.F.T, self.F @ cov @ self.F.T + _diag(std**2)
-
-    def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = mean[:, 3]
-        std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(len(mean), 1e-1), STD_POSITION * h], axis=1)
-        s = self.H @ cov @ self.H.T + _diag(std**2)
-        gain = cov @ self.H.T @ np.linalg.inv(s)
-        mean = mean + (gain @ (z - mean @ self.H.T)[:, :, None])[:, :, 0]
-        cov = cov - gain @ s @ np.swapaxes(gain, 1, 2)
-        return mean, cov
-
-
-def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a similarity warp to (x, y, a, h) states: positions and velocities
-    rotate/scale with the camera, heights scale, aspect ratios stay."""
-    rot = warp[:, :2]
-    scale = float(np.sqrt(abs(np.linalg.det(rot))))
-    block = np.eye(4)
-    block[:2, :2] = rot
-    block[3, 3] = scale
-    T = np.kron(np.eye(2), block)
-    mean = mean @ T.T
-    mean[:, :2] += warp[:, 2]
-    return mean, T @ cov @ T.T
-
-
-def _diag(values: np.ndarray) -> np.ndarray:
-    out = np.zeros(values.shape + values.shape[-1:])
-    idx = np.arange(values.shape[-1])
-    out[:, idx, idx] = values
-    return out
-
-
-def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = xyxy[:, 3] - xyxy[:, 1]
-    return np.stack([xyxy[:, 0] + w / 2, xyxy[:, 1] + h / 2, w / np.maximum(h, 1e-6), h], axis=1)
-
-
-def xyah_to_xyxy(x: np.ndarray) -> np.ndarray:
-    w = x[:, 2] * x[:, 3]
-    half = np.stack([w, x[:, 3]], axis=1) / 2
-    return np.concatenate([x[:, :2] - half, x[:, :2] + half], axis=1)
 
 
 @dataclass
@@ -104,11 +36,13 @@ class _Tracks:
     state: np.ndarray
     since_update: np.ndarray
     emb: np.ndarray
+    hits: np.ndarray
 
     @classmethod
     def empty(cls) -> _Tracks:
         z = np.zeros(0, np.int64)
-        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32))
+        return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32),
+                   z.copy())
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -147,7 +81,12 @@ class ByteTracker:
         box: str = "kalman",
         appearance_thresh: float = 0.25,
         ema: float = 0.9,
+        min_hits: int = 3,
+        distance_weight: float = 1.0,
+        std_velocity: float = 1.0 / 80,
     ) -> None:
+        self.min_hits = min_hits
+        self.distance_weight = distance_weight
         if box not in ("kalman", "detection"):
             raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
         self.box = box
@@ -161,7 +100,7 @@ class ByteTracker:
         self.tentative_match_iou = tentative_match_iou
         self.track_buffer = track_buffer
         self.frame_count = 0
-        self._kf = HeightScaledKalman()
+        self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = _Tracks.empty()
         self._next_id = 1
 
@@ -176,8 +115,12 @@ class ByteTracker:
             t.mean, t.cov = self._kf.predict(t.mean, t.cov)
             if warp is not None:
                 t.mean, t.cov = warp_states(t.mean, t.cov, warp)
-        boxes = xyah_to_xyxy(t.mean)
         det_of_track = np.full(len(t), -1, dtype=np.int64)
+        # One IoU and one distance matrix for all detections x all tracks; each pass slices them.
+        iou = pen = None
+        if len(t) and len(dets):
+            iou, pen = iou_and_distance(dets.xyxy.astype(np.float64), xyah_to_xyxy(t.mean), dets.class_ids, t.class_ids)
+            pen *= self.distance_weight
 
         high = np.flatnonzero(dets.scores >= self.high_thresh)
         low = np.flatnonzero((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh))
@@ -185,15 +128,15 @@ class ByteTracker:
         tentative = np.flatnonzero(t.state == TENTATIVE)
 
         # 1) high-score detections vs confirmed tracks (tracked and lost), IoU weighted by score
-        m, free_high, free_conf = self._associate(dets, high, t, boxes, confirmed, self.match_iou, weight=True,
+        m, free_high, free_conf = self._associate(dets, high, t, iou, pen, confirmed, self.match_iou, weight=True,
                                                   appearance=True)
         det_of_track[m[:, 1]] = m[:, 0]
         # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
         recent = free_conf[t.since_update[free_conf] <= 1]
-        m, _, _ = self._associate(dets, low, t, boxes, recent, self.low_match_iou)
+        m, _, _ = self._associate(dets, low, t, iou, pen, recent, self.low_match_iou)
         det_of_track[m[:, 1]] = m[:, 0]
         # 3) remaining high-score detections vs tentative tracks (seen once)
-        m, free_high, _ = self._associate(dets, free_high, t, boxes, tentative, self.tentative_match_iou)
+        m, free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou)
         det_of_track[m[:, 1]] = m[:, 0]
 
         matched = np.flatnonzero(det_of_track >= 0)
@@ -206,7 +149,8 @@ class ByteTracker:
             mixed = np.where(had, self.ema * t.emb[matched] + (1 - self.ema) * fresh, fresh)
             t.emb[matched] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
         t.since_update = np.where(det_of_track >= 0, 0, t.since_update + 1)
-        t.state = np.where(det_of_track >= 0, CONFIRMED, t.state)
+        t.hits = t.hits + (det_of_track >= 0)
+        t.state = np.where((det_of_track >= 0) & (t.hits >= self.min_hits), CONFIRMED, t.state)
         unnamed = np.flatnonzero((t.state == CONFIRMED) & (t.ids == 0))  # tentative tracks just confirmed
         t.ids[unnamed] = np.arange(self._next_id, self._next_id + len(unnamed))
         self._next_id += len(unnamed)
@@ -215,30 +159,38 @@ class ByteTracker:
         alive = np.where(t.state == CONFIRMED, t.since_update <= self.track_buffer, t.since_update == 0)
         # New tracks (confirmed at once in the very first frame, as ByteTrack does).
         new = free_high[dets.scores[free_high] >= self.new_track_thresh]
-        born = self._initiate(dets, new, CONFIRMED if self.frame_count == 1 else TENTATIVE, t.emb.shape[1])
-
         report = (det_of_track >= 0) & (t.state == CONFIRMED)
-        rows = np.concatenate([det_of_track[report], new[born.state == CONFIRMED]])
-        ids = np.concatenate([t.ids[report], born.ids[born.state == CONFIRMED]])
+        rows, ids, means = det_of_track[report], t.ids[report], t.mean[report]
+        if not alive.all():
+            t = t.take(alive)
+        if len(new):
+            born = self._initiate(dets, new, CONFIRMED if self.frame_count == 1 or self.min_hits <= 1 else TENTATIVE,
+                                  t.emb.shape[1])
+            if born.state[0] == CONFIRMED:
+                rows, ids, means = np.concatenate([rows, new]), np.concatenate([ids, born.ids]), np.concatenate([means, born.mean])
+            t = t.append(born)
+        self._tracks = t
+
         order = np.argsort(rows)
-        out = dets[rows[order]].with_(track_ids=ids[order])
+        out = dets[rows[order]]
+        out.track_ids = ids[order]  # `out` is new and ours: set columns in place, no second validation
         if self.box == "kalman":
-            means = np.concatenate([t.mean[report], born.mean[born.state == CONFIRMED]])[order]
-            out = out.with_(xyxy=xyah_to_xyxy(means).astype(np.float32))
-        self._tracks = t.take(alive).append(born)
+            out.xyxy = xyah_to_xyxy(means[order]).astype(np.float32)
         return out
 
     def _associate(
-        self, dets: Detections, det_rows: np.ndarray, t: _Tracks, boxes: np.ndarray, trk_rows: np.ndarray,
-        min_iou: float, weight: bool = False, appearance: bool = False,
+        self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | float,
+        trk_rows: np.ndarray, min_iou: float, weight: bool = False, appearance: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Match det_rows to trk_rows; returns (matches as [det row, track row], free det rows, free track rows)."""
+        """Match det_rows to trk_rows on 1 - IoU (times the score with `weight`)
+        plus the centre-distance penalty; returns (matches as [det row, track
+        row], free det rows, free track rows)."""
         if len(det_rows) == 0 or len(trk_rows) == 0:
             return np.zeros((0, 2), np.int64), det_rows, trk_rows
-        sim = iou_similarity(dets.xyxy[det_rows], boxes[trk_rows], dets.class_ids[det_rows], t.class_ids[trk_rows])
+        sim = iou[det_rows][:, trk_rows]
         if weight:
             sim = sim * dets.scores[det_rows, None]
-        cost = 1.0 - sim
+        cost = 1.0 - sim + pen[det_rows][:, trk_rows]
         if appearance and dets.embeddings is not None and t.emb.shape[1] == dets.embeddings.shape[1]:
             # BoT-SORT's fusion: appearance may only lower the cost of pairs that
             # are close in space and look alike.
@@ -257,4 +209,5 @@ class ByteTracker:
             ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
             self._next_id += n
         emb = dets.embeddings[rows] if dets.embeddings is not None else np.zeros((n, emb_dim), np.float32)
-        return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64), emb)
+        return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64), emb,
+                       np.ones(n, np.int64))

@@ -142,7 +142,7 @@ def _bad_config(tmp):
         (lambda tmp, v, m: ["--config", _bad_config(tmp), "--source", v, "--model", m], "unknown key 'conff'"),
         (lambda tmp, v, m: ["--source", f"rtsp://127.0.0.1:{free_port()}/cam", "--model", m], "cannot open stream"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--publish", "localhost:1"], "bad ZeroMQ endpoint"),
-        (lambda tmp, v, m: ["--source", v, "--model", m, "--cmc"], "needs tracker: byte"),
+        (lambda tmp, v, m: ["--source", v, "--model", m, "--tracker", "sort", "--cmc"], "needs tracker: byte"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, video, seg_model, make_args, expected):

@@ -11,7 +11,7 @@ def test_yaml_then_flags(tmp_path):
     path.write_text("source: a.mp4\nmodel: [seg.onnx, pose.onnx]\nconf: 0.4\nclasses: person,car\nsort: {max_age: 5}\n")
     config = load_config(str(path), {"conf": 0.5, "tracker": None})
     assert config.model == ["seg.onnx", "pose.onnx"] and config.classes == ["person", "car"]
-    assert config.conf == 0.5 and config.sort.max_age == 5 and config.tracker == "sort"
+    assert config.conf == 0.5 and config.sort.max_age == 5 and config.tracker == "byte"
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ def test_yaml_then_flags(tmp_path):
         ("source: a\nmodel: m\nconf: 3\n", "'conf': Input should be less than or equal to 1"),
         ("source: a\nmodel: m\nsort: {maxage: 3}\n", "unknown key 'sort.maxage'"),
         ("source: a\nmodel: m\nexport: out.csv\n", "'export': must end in .txt"),
-        ("source: a\nmodel: m\ncmc: true\n", "config .*: cmc: camera motion compensation needs tracker: byte$"),
+        ("source: a\nmodel: m\ntracker: sort\ncmc: true\n", "config .*: cmc: camera motion compensation needs tracker: byte$"),
         ("model: m\n", "'source' is required"),
         ("- just\n- a list\n", "must be a mapping"),
         ("source: [a\n", "not valid YAML"),

@@ -9,7 +9,8 @@ import pytest
 from filterpy.kalman import KalmanFilter as FilterpyKF
 
 from stream.types import Detections
-from tracking.byte import ByteTracker, HeightScaledKalman, xyxy_to_xyah
+from tracking.byte import ByteTracker
+from tracking.kalman import HeightScaledKalman, xyxy_to_xyah
 from tracking.evaluation import evaluate_mot
 from tracking.mot import track_sequences
 
@@ -33,7 +34,8 @@ def test_lost_tracks_expire_and_ids_are_not_reused():
         tracker.update(person(100))
     for _ in range(4):
         tracker.update(Detections.empty())
-    tracker.update(person(100))  # tentative again after frame 1
+    tracker.update(person(100))  # a new track after frame 1: tentative for min_hits (3) frames
+    tracker.update(person(100))
     assert tracker.update(person(100)).track_ids.tolist() == [2]
 
 
@@ -46,12 +48,25 @@ def test_low_score_detections_continue_but_never_start_tracks():
     assert len(fresh.update(person(100, score=0.3))) == 0
 
 
-def test_new_tracks_are_tentative_until_seen_twice():
-    tracker = ByteTracker()
+@pytest.mark.parametrize("min_hits", [1, 2, 3, 5])
+def test_new_tracks_are_reported_after_min_hits_consecutive_frames(min_hits):
+    tracker = ByteTracker(min_hits=min_hits)
+    tracker.update(person(100))  # the first frame confirms at once (ByteTrack's rule)
+    reported = []
+    for t in range(1, 8):
+        out = tracker.update(Detections.concat([person(100 + 4 * t), person(400 + 2 * t)]))
+        reported.append(sorted(out.track_ids.tolist()))
+    assert reported == [[1]] * (min_hits - 1) + [[1, 2]] * (8 - min_hits)
+
+
+def test_a_tentative_track_that_misses_a_frame_is_dropped():
+    tracker = ByteTracker(min_hits=3)
     tracker.update(person(100))
-    both = Detections.concat([person(104), person(400)])
-    assert tracker.update(both).track_ids.tolist() == [1]
-    assert sorted(tracker.update(Detections.concat([person(108), person(402)])).track_ids.tolist()) == [1, 2]
+    tracker.update(Detections.concat([person(100), person(400)]))
+    tracker.update(person(100))  # the newcomer misses: gone
+    for _ in range(2):
+        out = tracker.update(Detections.concat([person(100), person(400)]))
+    assert sorted(out.track_ids.tolist()) == [1]
 
 
 def test_kalman_update_matches_filterpy_with_height_scaled_noise():
@@ -62,7 +77,7 @@ def test_kalman_update_matches_filterpy_with_height_scaled_noise():
     ref.x, ref.P, ref.F, ref.H = mean[0][:, None].copy(), cov[0].copy(), kf.F.copy(), kf.H.copy()
     for step in range(10):
         h = ref.x[3, 0]
-        ref.Q = np.diag(np.array([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]) ** 2)
+        ref.Q = np.diag(np.array([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]) ** 2)  # DeepSORT's
         ref.predict()
         mean, cov = kf.predict(mean, cov)
         z = z0 + [[3.0 * (step + 1), 0, 0, 0.5 * step]]
@@ -77,7 +92,8 @@ def test_keeps_identities_better_than_sort_on_mot15(mot_root):
     with tempfile.TemporaryDirectory() as out:
         sequences, _, _ = track_sequences(mot_root, ByteTracker, out)
         combined = evaluate_mot(mot_root, out, sequences)["COMBINED"]
-    assert combined.idf1 > 52.2 + 1.0 and combined.hota > 40.9  # SORT: IDF1 52.2, HOTA 40.9
+    # SORT: HOTA 40.9, IDF1 52.2; the best peer measured (BoxMOT's BoT-SORT, motion only): HOTA 42.0, IDF1 55.6
+    assert combined.hota > 42.0 and combined.idf1 > 55.6
 
 
 def test_appearance_keeps_identity_when_two_people_cross():
