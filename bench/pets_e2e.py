@@ -24,10 +24,14 @@ from pipelines.session import build_pipeline  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+REID = str(ASSETS / "models" / "osnet_x0_25_msmt17.onnx")
 CONFIGS = {
     "sort": {"tracker": "sort"},
-    "byte": {"tracker": "byte"},
+    "byte (default)": {"tracker": "byte"},
     "byte + colour appearance": {"tracker": "byte", "appearance": "color"},
+    "byte + re-id": {"tracker": "byte", "appearance": "reid", "reid_model": REID},
+    "deepsort + colour": {"tracker": "deepsort", "appearance": "color"},
+    "deepsort + re-id": {"tracker": "deepsort", "appearance": "reid", "reid_model": REID},
 }
 
 

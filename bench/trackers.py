@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from stream.types import Detections  # noqa: E402
 from tracking.byte import ByteTracker  # noqa: E402
+from tracking.deepsort import DeepSort  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
 from tracking.mot import mot_sequences, read_seqinfo, track_sequences  # noqa: E402
 from tracking.sort import Sort  # noqa: E402
@@ -84,6 +85,7 @@ def peers() -> dict[str, Callable[[float], Any] | str]:
     out: dict[str, Callable[[float], Any] | str] = {
         "segstream SORT": lambda fps: Sort(),
         "segstream BYTE": lambda fps: ByteTracker(),
+        "segstream DeepSORT": lambda fps: DeepSort(),  # motion only here: MOT15 has no frames to embed
     }
     try:
         import trackers  # noqa: F401

@@ -39,9 +39,13 @@ DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
-    p.add_argument("--tracker", choices=["sort", "byte", "none"], help="byte (default: BYTE association, the best on MOT15), sort (the original SORT) or none")
-    p.add_argument("--appearance", choices=["none", "color"],
-                   help="appearance embeddings for the tracker: color = HSV histogram inside each mask (with --tracker byte)")
+    p.add_argument("--tracker", choices=["sort", "byte", "deepsort", "none"],
+                   help="byte (default: BYTE association, the best on MOT15), deepsort (appearance cascade), "
+                        "sort (the original SORT) or none")
+    p.add_argument("--appearance", choices=["none", "color", "reid"],
+                   help="appearance embeddings for the tracker: color = HSV histogram inside each mask, "
+                        "reid = a re-identification ONNX model on crops (--reid-model)")
+    p.add_argument("--reid-model", dest="reid_model", help="re-id ONNX model, [N,3,H,W] crops -> [N,D] features")
     p.add_argument("--cmc", action="store_true", default=None,
                    help="camera motion compensation for moving cameras (with --tracker byte)")
     p.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
@@ -87,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
     evaluate.add_argument("--gt", required=True, help="MOTChallenge-layout folder: <seq>/det/det.txt, gt/gt.txt, seqinfo.ini")
-    evaluate.add_argument("--tracker", choices=["sort", "byte"], help="tracker (default: the one `segstream run` uses)")
+    evaluate.add_argument("--tracker", choices=["sort", "byte", "deepsort"], help="tracker (default: the one `segstream run` uses)")
     evaluate.add_argument("--config", help="YAML with tracker parameters, e.g. `sort: {max_age: 1, min_hits: 3}`")
     evaluate.add_argument("--out", help="folder for <seq>.txt results (default: a temporary folder)")
     _common(evaluate)
@@ -135,7 +139,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "model", "tracker", "appearance", "cmc", "conf", "iou", "classes", "publish", "save", "export",
+    keys = ("source", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
             "max_frames", "realtime", "rtsp_transport", "timeout", "backend", "device", "threads", "infer_workers",
             "progress")
     return {k: getattr(args, k, None) for k in keys}

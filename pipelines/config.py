@@ -32,16 +32,27 @@ class ByteConfig(BaseModel):
     std_velocity: float = Field(1.0 / 80, gt=0)
 
 
+class DeepSortConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_cosine_distance: float = Field(0.2, ge=0, le=2)
+    budget: int = Field(100, ge=1)
+    max_iou_distance: float = Field(0.7, ge=0, le=1)
+    max_age: int = Field(30, ge=0)
+    n_init: int = Field(3, ge=1)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: list[str] = Field(min_length=1)
     model: list[str] = Field(min_length=1)
-    tracker: Literal["sort", "byte", "none"] = "byte"
+    tracker: Literal["sort", "byte", "deepsort", "none"] = "byte"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
+    deepsort: DeepSortConfig = DeepSortConfig()
     cmc: bool = False
-    appearance: Literal["none", "color"] = "none"
+    appearance: Literal["none", "color", "reid"] = "none"
+    reid_model: str | None = None
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[str] | None = None
@@ -74,6 +85,12 @@ class RunConfig(BaseModel):
             raise ValueError("cmc: camera motion compensation needs tracker: byte")
         return self
 
+    @model_validator(mode="after")
+    def _reid_needs_model(self) -> RunConfig:
+        if self.appearance == "reid" and not self.reid_model:
+            raise ValueError("appearance: reid needs reid_model (--reid-model PATH.onnx, any [N,3,H,W] -> [N,D] model)")
+        return self
+
     @field_validator("export")
     @classmethod
     def _export_format(cls, value: str | None) -> str | None:
@@ -86,9 +103,10 @@ class TrackerConfig(BaseModel):
     """Settings of `segstream eval`: which tracker and its parameters."""
 
     model_config = ConfigDict(extra="forbid")
-    tracker: Literal["sort", "byte"] = "byte"
+    tracker: Literal["sort", "byte", "deepsort"] = "byte"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
+    deepsort: DeepSortConfig = DeepSortConfig()
 
 
 def _describe(err: ValidationError, origin: str, schema: type[BaseModel] = RunConfig) -> str:

@@ -17,10 +17,12 @@ from typing import Any
 from engines.appearance import color_embeddings
 from engines.hub import resolve_model
 from engines.model import load_models
+from engines.reid import ReidEmbedder
 from stream.publisher import Publisher
 from stream.sources import default_source_id, open_source
 from tracking.byte import ByteTracker
 from tracking.cmc import CameraMotion
+from tracking.deepsort import DeepSort
 from tracking.sort import Sort
 
 from .config import RunConfig, TrackerConfig
@@ -59,7 +61,18 @@ def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
         return None
     if config.tracker == "byte":
         return partial(ByteTracker, **config.byte.model_dump())
+    if config.tracker == "deepsort":
+        return partial(DeepSort, **config.deepsort.model_dump())
     return partial(Sort, **config.sort.model_dump())
+
+
+def make_embedder(config: RunConfig, threads: int | None) -> Any:
+    """The appearance source for the tracker: None, colours in each mask, or a re-id model on crops."""
+    if config.appearance == "color":
+        return color_embeddings
+    if config.appearance == "reid":
+        return ReidEmbedder.load(resolve_model(config.reid_model), config.device, threads)
+    return None
 
 
 def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipeline, Any]:
@@ -95,7 +108,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             on_frame=(lambda _p: progress.update(1)) if progress is not None else None,
             infer_workers=layout.workers,
             make_camera_motion=CameraMotion if config.cmc else None,
-            embed=color_embeddings if config.appearance == "color" else None,
+            embed=make_embedder(config, layout.threads),
         )
         undo.pop_all()
     return pipeline, progress

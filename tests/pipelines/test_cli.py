@@ -200,3 +200,18 @@ def test_byte_tracker_with_camera_motion_runs_end_to_end(video, seg_model, tmp_p
     assert run.returncode == 0, run.stderr
     ids = {o["track_id"] for line in out.read_text().splitlines() for o in json.loads(line)["objects"]}
     assert ids and min(ids) == 1
+
+
+@pytest.mark.slow
+def test_deepsort_with_reid_runs_end_to_end_with_both_models(video, seg_model, pose_model, tmp_path):
+    """`--tracker deepsort --appearance reid`: tracked persons carry a mask and keypoints."""
+    from conftest import asset
+
+    out = tmp_path / "ds.jsonl"
+    run = segstream("run", "--source", video, "--model", seg_model, "--model", pose_model, "--max-frames", 12,
+                    "--tracker", "deepsort", "--appearance", "reid",
+                    "--reid-model", asset("models/osnet_x0_25_msmt17.onnx"), "--classes", "person", "--export", out)
+    assert run.returncode == 0, run.stderr
+    objects = [o for line in out.read_text().splitlines() for o in json.loads(line)["objects"]]
+    assert objects and {o["track_id"] for o in objects} >= {1}
+    assert any(o.get("keypoints") and o.get("mask") for o in objects)

@@ -1,0 +1,79 @@
+"""Person re-identification embeddings from an ONNX model run on detection crops.
+
+Any model with one image input [N, 3, H, W] and one [N, D] output works
+(OSNet, the DeepSORT/FastReID family): crops are cut from the frame, resized
+to the model's H x W, normalised with ImageNet mean/std (what torchreid and
+FastReID train with) and the features are L2-normalised so that a dot product
+is a cosine similarity. All crops of a frame go in one call when the batch
+axis is dynamic; a model exported with a fixed batch is fed in chunks of it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from stream.errors import ModelError
+from stream.types import Detections
+
+from .backend import Backend, load_backend
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+class ReidEmbedder:
+    """`embedder(image, dets) -> (N, D)` float32 unit vectors, one per detection.
+
+    Usable on its own: `ReidEmbedder.load("osnet_x0_25_msmt17.onnx")(frame.image, dets)`.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        if len(backend.inputs) != 1 or len(backend.inputs[0].shape) != 4 or len(backend.outputs) < 1:
+            raise ModelError(f"not a re-identification model: expected one [N,3,H,W] input and an [N,D] output, "
+                             f"got inputs {[i.shape for i in backend.inputs]} outputs {[o.shape for o in backend.outputs]}")
+        spec = backend.inputs[0]
+        batch, _, height, width = spec.shape
+        if height is None or width is None:
+            height, width = 256, 128  # the usual person re-id input when the model leaves it open
+        self.backend = backend
+        self.input_name = spec.name
+        self.size = (int(width), int(height))
+        self.batch = batch  # None: any number of crops per call
+        self.output_name = backend.outputs[0].name
+        self.dim = backend.outputs[0].shape[-1]
+        if batch is not None:
+            log.info("re-id model has a fixed batch of %d: crops are fed %d at a time", batch, batch)
+
+    @classmethod
+    def load(cls, path: str, device: str = "cpu", threads: int | None = None) -> ReidEmbedder:
+        return cls(load_backend(path, "auto", device, threads))
+
+    def crops(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 network input for the boxes of one BGR frame."""
+        h, w = image.shape[:2]
+        boxes = np.round(xyxy).astype(np.int64)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        out = np.zeros((len(boxes), self.size[1], self.size[0], 3), np.uint8)
+        for i, (x1, y1, x2, y2) in enumerate(boxes):  # one resize per crop: OpenCV has no batched resize
+            if x2 > x1 and y2 > y1:
+                out[i] = cv2.resize(image[y1:y2, x1:x2], self.size, interpolation=cv2.INTER_LINEAR)
+        rgb = out[..., ::-1].astype(np.float32)
+        return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2))
+
+    def __call__(self, image: np.ndarray, dets: Detections) -> np.ndarray:
+        if len(dets) == 0:
+            return np.zeros((0, self.dim or 0), np.float32)
+        blob = self.crops(image, dets.xyxy)
+        step = self.batch or len(blob)
+        parts = [self.backend.infer({self.input_name: blob[i : i + step]})[self.output_name] for i in range(0, len(blob), step)]
+        feats = np.concatenate(parts).reshape(len(blob), -1).astype(np.float32)
+        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,64 @@
+"""A real re-id model (OSNet on PETS09 ground-truth crops) gives one unit
+vector per detection, and the same person looks closer to themselves than to
+others; a model whose batch is fixed at 1 still takes every crop of a frame."""
+
+import numpy as np
+
+from conftest import asset
+from engines.reid import ReidEmbedder
+from stream.sources import open_source
+from stream.types import Detections
+from tracking.mot import read_detections
+
+
+def gt_frames(frames):
+    """{frame index: Detections with track_ids = gt identities} for the given 0-based frames."""
+    rows = np.loadtxt(asset("mot/MOT15/PETS09-S2L1/gt/gt.txt"), delimiter=",")
+    out = {}
+    for f in frames:
+        r = rows[(rows[:, 0] == f + 1) & (rows[:, 6] != 0)]
+        xyxy = np.concatenate([r[:, 2:4], r[:, 2:4] + r[:, 4:6]], axis=1)
+        out[f] = Detections(xyxy, np.ones(len(r)), np.zeros(len(r)), track_ids=r[:, 1].astype(np.int64))
+    return out
+
+
+def test_same_person_is_closer_than_different_people(video):
+    embed = ReidEmbedder.load(str(asset("models/osnet_x0_25_msmt17.onnx")))
+    assert embed.batch == 1 and embed.size == (128, 256)  # this export has a fixed batch of 1
+    wanted = gt_frames([0, 40, 80, 120])
+    feats, ids = [], []
+    with open_source(str(video)) as src:
+        for frame in src:
+            if frame.seq in wanted:
+                dets = wanted[frame.seq]
+                f = embed(frame.image, dets)
+                assert f.shape == (len(dets), 512)
+                np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
+                feats.append(f)
+                ids.append(dets.track_ids)
+            if frame.seq >= max(wanted):
+                break
+    feats, ids = np.concatenate(feats), np.concatenate(ids)
+    sim = feats @ feats.T
+    same = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
+    different = ids[:, None] != ids[None, :]
+    assert sim[same].mean() > sim[different].mean() + 0.03
+
+
+def test_no_detections_and_boxes_partly_outside_the_frame(video):
+    embed = ReidEmbedder.load(str(asset("models/osnet_x0_25_msmt17.onnx")))
+    with open_source(str(video)) as src:
+        frame = next(iter(src))
+    assert embed(frame.image, Detections.empty()).shape == (0, 512)
+    edge = Detections([[-20, -10, 30, 100], [700, 500, 900, 700], [10, 10, 10, 10]], [1, 1, 1], [0, 0, 0])
+    f = embed(frame.image, edge)
+    assert f.shape == (3, 512) and np.isfinite(f).all()
+
+
+def test_public_detections_get_embeddings_every_frame(video):
+    """The bench's setting: MOT15 det.txt rows of a frame in, one embedding per row out."""
+    embed = ReidEmbedder.load(str(asset("models/osnet_x0_25_msmt17.onnx")))
+    dets = read_detections(asset("mot/MOT15/PETS09-S2L1/det/det.txt"), 795)[:3]
+    with open_source(str(video)) as src:
+        for frame, d in zip(src, dets):
+            assert embed(frame.image, d).shape == (len(d), 512)

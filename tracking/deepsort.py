@@ -1,0 +1,194 @@
+"""DeepSORT (Wojke et al. 2017): appearance + Mahalanobis gating + matching cascade.
+
+The rules of nwojke/deep_sort, with all track state in arrays:
+- Kalman state (x, y, aspect, height) and velocities with DeepSORT's noise model;
+- confirmed tracks are matched first, in a cascade by time since their last
+  update (recently seen tracks choose first), on the cosine distance between
+  a detection's embedding and the closest of the track's last `budget`
+  embeddings (its gallery), with pairs outside the chi-square 95% Mahalanobis
+  gate or beyond `max_cosine_distance` forbidden;
+- the remaining detections are matched on IoU to tentative tracks and to
+  confirmed tracks that were seen in the previous frame;
+- a track is tentative for its first `n_init` frames and deleted if it misses
+  one of them; a confirmed track is deleted after `max_age` missed frames.
+Without embeddings (no re-id model, no colour features) the cascade uses IoU,
+which keeps the life cycle and gating but not the appearance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.types import Detections
+
+from .association import iou_and_distance, match
+from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
+
+TENTATIVE, CONFIRMED = 0, 1
+FORBIDDEN = 1e5  # cost of a gated pair: never below any threshold
+
+
+@dataclass
+class _Tracks:
+    mean: np.ndarray  # (N, 8)
+    cov: np.ndarray  # (N, 8, 8)
+    ids: np.ndarray  # (N,) 0 while tentative
+    class_ids: np.ndarray
+    state: np.ndarray
+    hits: np.ndarray
+    since_update: np.ndarray
+    gallery: np.ndarray  # (N, budget, D) unit vectors, a ring buffer per track
+    gallery_n: np.ndarray  # (N,) features ever stored; entry k % budget is the k-th
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> _Tracks:
+        return _Tracks(**{k: v[index] for k, v in vars(self).items()})
+
+    def append(self, other: _Tracks) -> _Tracks:
+        return _Tracks(**{k: np.concatenate([v, getattr(other, k)]) for k, v in vars(self).items()})
+
+
+def cosine_gallery_distance(gallery: np.ndarray, gallery_n: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(T, D) smallest cosine distance between each track's gallery entries and
+    each detection feature (unit vectors). Tracks with an empty gallery get 1."""
+    t, b, d = gallery.shape
+    used = int(min(gallery_n.max(initial=0), b))  # entries past the fullest gallery are all empty
+    sim = (gallery[:, :used].reshape(t * used, d) @ features.T).reshape(t, used, -1)  # one BLAS call
+    filled = np.arange(used)[None, :, None] < np.minimum(gallery_n, b)[:, None, None]
+    sim = np.where(filled, sim, -np.inf).max(axis=1)
+    return np.where(np.isfinite(sim), 1.0 - sim, 1.0)
+
+
+class DeepSort:
+    """`update(dets)` once per frame; returns the confirmed tracks matched this frame,
+    as rows of `dets` with `track_ids` set (masks, keypoints, embeddings kept).
+
+    Defaults are deep_sort's: `max_cosine_distance` 0.2, gallery `budget` 100,
+    `max_iou_distance` 0.7, `max_age` 30, `n_init` 3. `box` "kalman" reports
+    the filtered box, "detection" the matched detection's.
+    """
+
+    def __init__(
+        self,
+        max_cosine_distance: float = 0.2,
+        budget: int = 100,
+        max_iou_distance: float = 0.7,
+        max_age: int = 30,
+        n_init: int = 3,
+        box: str = "kalman",
+        std_velocity: float = 1.0 / 160,
+    ) -> None:
+        if box not in ("kalman", "detection"):
+            raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
+        self.max_cosine_distance = max_cosine_distance
+        self.budget = budget
+        self.max_iou_distance = max_iou_distance
+        self.max_age = max_age
+        self.n_init = n_init
+        self.box = box
+        self._kf = HeightScaledKalman(std_velocity=std_velocity)
+        self._tracks = self._empty(0)
+        self._next_id = 1
+
+    def _empty(self, dim: int) -> _Tracks:
+        z = np.zeros(0, np.int64)
+        return _Tracks(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), z.copy(),
+                       np.zeros((0, self.budget, dim), np.float32), z.copy())
+
+    def update(self, dets: Detections) -> Detections:
+        t = self._tracks
+        features = dets.embeddings
+        if features is not None and t.gallery.shape[2] != features.shape[1]:
+            t.gallery = np.zeros((len(t), self.budget, features.shape[1]), np.float32)  # first features seen
+            t.gallery_n[:] = 0
+        if len(t):
+            t.mean, t.cov = self._kf.predict(t.mean, t.cov)
+        t.since_update = t.since_update + 1
+        det_of_track = np.full(len(t), -1, np.int64)
+        z = xyxy_to_xyah(dets.xyxy.astype(np.float64))
+        free = np.arange(len(dets))
+
+        if len(t) and len(dets):
+            iou, _ = iou_and_distance(dets.xyxy.astype(np.float64), xyah_to_xyxy(t.mean), dets.class_ids, t.class_ids)
+            iou_cost = 1.0 - iou.T  # (T, D)
+            gated = self._kf.gating_distance(t.mean, t.cov, z) > CHI2_95[4]
+            gated |= t.class_ids[:, None] != dets.class_ids[None, :]
+            if features is not None:
+                appearance = cosine_gallery_distance(t.gallery, t.gallery_n, features)
+                limit = self.max_cosine_distance
+            else:
+                appearance, limit = iou_cost, self.max_iou_distance
+            appearance = np.where(gated, FORBIDDEN, appearance)
+
+            # Matching cascade: confirmed tracks by time since update, most recent first.
+            confirmed = np.flatnonzero(t.state == CONFIRMED)
+            for level in np.unique(t.since_update[confirmed]):
+                if len(free) == 0 or level > self.max_age:
+                    break
+                rows = confirmed[t.since_update[confirmed] == level]
+                m, _, free_d = match(appearance[np.ix_(rows, free)], limit)
+                det_of_track[rows[m[:, 0]]] = free[m[:, 1]]
+                free = free[free_d]
+
+            # IoU for the rest: tentative tracks and confirmed ones seen in the previous frame.
+            candidates = np.flatnonzero((det_of_track < 0) & ((t.state == TENTATIVE) | (t.since_update == 1)))
+            if len(free) and len(candidates):
+                m, _, free_d = match(iou_cost[np.ix_(candidates, free)], self.max_iou_distance)
+                det_of_track[candidates[m[:, 0]]] = free[m[:, 1]]
+                free = free[free_d]
+
+        matched = np.flatnonzero(det_of_track >= 0)
+        if len(matched):
+            t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z[det_of_track[matched]])
+            if features is not None:
+                self._remember(t, matched, features[det_of_track[matched]])
+        hit = det_of_track >= 0
+        t.since_update = np.where(hit, 0, t.since_update)
+        t.hits = t.hits + hit
+        just_confirmed = hit & (t.state == TENTATIVE) & (t.hits >= self.n_init)
+        t.state = np.where(just_confirmed, CONFIRMED, t.state)
+        t.ids[just_confirmed] = np.arange(self._next_id, self._next_id + just_confirmed.sum())
+        self._next_id += int(just_confirmed.sum())
+
+        report = hit & (t.state == CONFIRMED)
+        rows, ids, means = det_of_track[report], t.ids[report], t.mean[report]
+        alive = np.where(t.state == CONFIRMED, t.since_update <= self.max_age, hit)
+        if not alive.all():
+            t = t.take(alive)
+        if len(free):
+            t = t.append(self._initiate(dets, free))
+        self._tracks = t
+
+        order = np.argsort(rows)
+        out = dets[rows[order]]
+        out.track_ids = ids[order]  # `out` is a new object: set the column without revalidating
+        if self.box == "kalman":
+            out.xyxy = xyah_to_xyxy(means[order]).astype(np.float32)
+        return out
+
+    def _remember(self, t: _Tracks, rows: np.ndarray, features: np.ndarray) -> None:
+        """Store each matched track's new feature in its gallery, over the oldest once full."""
+        t.gallery[rows, t.gallery_n[rows] % self.budget] = features
+        t.gallery_n[rows] += 1
+
+    def _initiate(self, dets: Detections, rows: np.ndarray) -> _Tracks:
+        n = len(rows)
+        mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
+        dim = self._tracks.gallery.shape[2] if dets.embeddings is None else dets.embeddings.shape[1]
+        gallery = np.zeros((n, self.budget, dim), np.float32)
+        gallery_n = np.zeros(n, np.int64)
+        if dets.embeddings is not None:
+            gallery[:, 0] = dets.embeddings[rows]
+            gallery_n[:] = 1
+        z = np.zeros(n, np.int64)
+        state = np.full(n, CONFIRMED if self.n_init <= 1 else TENTATIVE)
+        ids = np.zeros(n, np.int64)
+        if self.n_init <= 1:
+            ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+            self._next_id += n
+        return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), state, np.ones(n, np.int64), z,
+                       gallery, gallery_n)
