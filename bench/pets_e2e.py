@@ -27,8 +27,8 @@ ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "as
 REID = str(ASSETS / "models" / "osnet_x0_25_msmt17.onnx")
 CONFIGS = {
     "sort": {"tracker": "sort"},
-    "byte (default)": {"tracker": "byte"},
-    "byte + colour appearance": {"tracker": "byte", "appearance": "color"},
+    "byte, no appearance": {"tracker": "byte", "appearance": "none"},
+    "byte + colour (default)": {},
     "byte + re-id": {"tracker": "byte", "appearance": "reid", "reid_model": REID},
     "deepsort + colour": {"tracker": "deepsort", "appearance": "color"},
     "deepsort + re-id": {"tracker": "deepsort", "appearance": "reid", "reid_model": REID},

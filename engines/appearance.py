@@ -21,7 +21,6 @@ def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, 
     out = np.zeros((len(dets), int(np.prod(bins))), np.float32)
     if len(dets) == 0:
         return out
-    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
     h, w = image.shape[:2]
     for i, (x1, y1, x2, y2) in enumerate(np.round(dets.xyxy).astype(int)):
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
@@ -32,7 +31,8 @@ def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, 
             mask = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
             if not mask.any():
                 mask = None
-        hist = cv2.calcHist([hsv[y1:y2, x1:x2]], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
+        hsv = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)  # only the box: people cover a fraction of the frame
+        hist = cv2.calcHist([hsv], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
         hist = np.sqrt(hist / max(hist.sum(), 1.0))
         out[i] = hist / max(np.linalg.norm(hist), 1e-6)
     return out

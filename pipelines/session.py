@@ -67,7 +67,10 @@ def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
 
 
 def make_embedder(config: RunConfig, threads: int | None) -> Any:
-    """The appearance source for the tracker: None, colours in each mask, or a re-id model on crops."""
+    """The appearance source for the tracker: None, colours in each mask, or a re-id
+    model on crops. SORT and raw detections use no appearance: nothing is computed."""
+    if config.tracker in ("sort", "none"):
+        return None
     if config.appearance == "color":
         return color_embeddings
     if config.appearance == "reid":

@@ -23,12 +23,13 @@ from stream.types import Detections
 
 from .association import iou_and_distance, match
 from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
+from .state import TrackArrays
 
 TENTATIVE, CONFIRMED = 0, 1
 
 
 @dataclass
-class _Tracks:
+class _Tracks(TrackArrays):
     mean: np.ndarray
     cov: np.ndarray
     ids: np.ndarray
@@ -44,14 +45,6 @@ class _Tracks:
         return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32),
                    z.copy())
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index: np.ndarray) -> _Tracks:
-        return _Tracks(**{k: v[index] for k, v in vars(self).items()})
-
-    def append(self, other: _Tracks) -> _Tracks:
-        return _Tracks(**{k: np.concatenate([v, getattr(other, k)]) for k, v in vars(self).items()})
 
 
 class ByteTracker:

@@ -25,13 +25,14 @@ from stream.types import Detections
 
 from .association import iou_and_distance, match
 from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
+from .state import TrackArrays
 
 TENTATIVE, CONFIRMED = 0, 1
 FORBIDDEN = 1e5  # cost of a gated pair: never below any threshold
 
 
 @dataclass
-class _Tracks:
+class _Tracks(TrackArrays):
     mean: np.ndarray  # (N, 8)
     cov: np.ndarray  # (N, 8, 8)
     ids: np.ndarray  # (N,) 0 while tentative
@@ -42,14 +43,6 @@ class _Tracks:
     gallery: np.ndarray  # (N, budget, D) unit vectors, a ring buffer per track
     gallery_n: np.ndarray  # (N,) features ever stored; entry k % budget is the k-th
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index: np.ndarray) -> _Tracks:
-        return _Tracks(**{k: v[index] for k, v in vars(self).items()})
-
-    def append(self, other: _Tracks) -> _Tracks:
-        return _Tracks(**{k: np.concatenate([v, getattr(other, k)]) for k, v in vars(self).items()})
 
 
 def cosine_gallery_distance(gallery: np.ndarray, gallery_n: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from stream.types import Detections
 
 from .association import iou_similarity, match
 from .kalman import KalmanFilter
+from .state import TrackArrays
 
 
 def _sort_filter() -> KalmanFilter:
@@ -53,7 +54,7 @@ def x_to_xyxy(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Tracks:
+class _Tracks(TrackArrays):
     """Struct of arrays, one row per live track."""
 
     mean: np.ndarray
@@ -70,14 +71,6 @@ class _Tracks:
         z = np.zeros(0, np.int64)
         return cls(np.zeros((0, 7)), np.zeros((0, 7, 7)), z, z.copy(), z.copy(), z.copy(), z.copy(), z.copy())
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index: np.ndarray) -> _Tracks:
-        return _Tracks(**{k: v[index] for k, v in vars(self).items()})
-
-    def append(self, other: _Tracks) -> _Tracks:
-        return _Tracks(**{k: np.concatenate([v, getattr(other, k)]) for k, v in vars(self).items()})
 
 
 class Sort:
