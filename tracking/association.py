@@ -15,26 +15,15 @@ def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarr
     return iou
 
 
-def iou_and_distance(
-    det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(D, T) IoU (0 across classes) and DIoU's centre-distance penalty: squared
-    centre distance over the squared diagonal of the smallest box enclosing
-    both. Unlike IoU the penalty still ranks pairs that do not overlap (fast
-    motion, low frame rates) and prefers the nearer of two overlapping
-    candidates. One pass shares the corner arithmetic of both."""
-    a, b = det_xyxy[:, None, :], trk_xyxy[None, :, :]
-    inner = np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])
-    inter = np.clip(inner[..., 0], 0, None) * np.clip(inner[..., 1], 0, None)
-    area_a = (det_xyxy[:, 2] - det_xyxy[:, 0]) * (det_xyxy[:, 3] - det_xyxy[:, 1])
-    area_b = (trk_xyxy[:, 2] - trk_xyxy[:, 0]) * (trk_xyxy[:, 3] - trk_xyxy[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    iou[det_cls[:, None] != trk_cls[None, :]] = 0.0
+def centre_distance_penalty(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """(A, B) DIoU's penalty: squared centre distance over the squared diagonal
+    of the smallest box enclosing both. Unlike IoU it still ranks pairs that do
+    not overlap (fast motion, low frame rates) and prefers the nearer of two
+    overlapping candidates."""
+    a, b = a_xyxy[:, None, :], b_xyxy[None, :, :]
     outer = np.maximum(a[..., 2:], b[..., 2:]) - np.minimum(a[..., :2], b[..., :2])
     centre = (a[..., :2] + a[..., 2:]) - (b[..., :2] + b[..., 2:])
-    distance = (centre**2).sum(-1) / np.maximum(4 * (outer**2).sum(-1), 1e-6)
-    return iou, distance
+    return (centre**2).sum(-1) / np.maximum(4 * (outer**2).sum(-1), 1e-6)
 
 
 def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

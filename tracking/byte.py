@@ -21,7 +21,7 @@ import numpy as np
 
 from stream.types import Detections
 
-from .association import iou_and_distance, match
+from .association import centre_distance_penalty, iou_similarity, match
 from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays
 
@@ -117,8 +117,9 @@ class ByteTracker:
         # One IoU and one distance matrix for all detections x all tracks; each pass slices them.
         iou = pen = None
         if len(t) and len(dets):
-            iou, pen = iou_and_distance(dets.xyxy.astype(np.float64), xyah_to_xyxy(t.mean), dets.class_ids, t.class_ids)
-            pen *= self.distance_weight
+            boxes = xyah_to_xyxy(t.mean)
+            iou = iou_similarity(dets.xyxy, boxes, dets.class_ids, t.class_ids)
+            pen = self.distance_weight * centre_distance_penalty(dets.xyxy.astype(np.float64), boxes)
 
         high = np.flatnonzero(dets.scores >= self.high_thresh)
         low = np.flatnonzero((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh))
@@ -177,7 +178,7 @@ class ByteTracker:
         return out
 
     def _associate(
-        self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | float,
+        self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | None,
         trk_rows: np.ndarray, min_iou: float, weight: bool = False, appearance: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Match det_rows to trk_rows on 1 - IoU (times the score with `weight`)

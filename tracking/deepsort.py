@@ -23,7 +23,7 @@ import numpy as np
 
 from stream.types import Detections
 
-from .association import iou_and_distance, match
+from .association import iou_similarity, match
 from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays
 
@@ -106,8 +106,7 @@ class DeepSort:
         free = np.arange(len(dets))
 
         if len(t) and len(dets):
-            iou, _ = iou_and_distance(dets.xyxy.astype(np.float64), xyah_to_xyxy(t.mean), dets.class_ids, t.class_ids)
-            iou_cost = 1.0 - iou.T  # (T, D)
+            iou_cost = 1.0 - iou_similarity(dets.xyxy, xyah_to_xyxy(t.mean), dets.class_ids, t.class_ids).T  # (T, D)
             gated = self._kf.gating_distance(t.mean, t.cov, z) > CHI2_95[4]
             gated |= t.class_ids[:, None] != dets.class_ids[None, :]
             if features is not None:
