@@ -23,7 +23,7 @@ from stream.types import Detections
 
 from .association import centre_distance_penalty, iou_similarity, match
 from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
-from .state import TrackArrays
+from .state import TrackArrays, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
 
@@ -85,9 +85,7 @@ class ByteTracker:
     ) -> None:
         self.min_hits = min_hits
         self.distance_weight = distance_weight
-        if box not in ("kalman", "detection"):
-            raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
-        self.box = box
+        self.box = check_box_source(box)
         self.appearance_thresh = appearance_thresh
         self.ema = ema
         self.high_thresh = high_thresh
@@ -170,12 +168,7 @@ class ByteTracker:
             t = t.append(born)
         self._tracks = t
 
-        order = np.argsort(rows)
-        out = dets[rows[order]]
-        out.track_ids = ids[order]  # `out` is new and ours: set columns in place, no second validation
-        if self.box == "kalman":
-            out.xyxy = xyah_to_xyxy(means[order]).astype(np.float32)
-        return out
+        return tracked_rows(dets, rows, ids, means, self.box)
 
     def _associate(
         self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | None,

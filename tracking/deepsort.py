@@ -25,7 +25,7 @@ from stream.types import Detections
 
 from .association import iou_similarity, match
 from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
-from .state import TrackArrays
+from .state import TrackArrays, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
 FORBIDDEN = 1e5  # cost of a gated pair: never below any threshold
@@ -75,14 +75,12 @@ class DeepSort:
         box: str = "kalman",
         std_velocity: float = 1.0 / 160,
     ) -> None:
-        if box not in ("kalman", "detection"):
-            raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
         self.max_cosine_distance = max_cosine_distance
         self.budget = budget
         self.max_iou_distance = max_iou_distance
         self.max_age = max_age
         self.n_init = n_init
-        self.box = box
+        self.box = check_box_source(box)
         self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = self._empty(0)
         self._next_id = 1
@@ -152,24 +150,20 @@ class DeepSort:
         if not alive.all():
             t = t.take(alive)
         if len(free):
-            t = t.append(self._initiate(dets, free))
+            t = t.append(self._initiate(dets, free, z[free]))
         self._tracks = t
 
-        order = np.argsort(rows)
-        out = dets[rows[order]]
-        out.track_ids = ids[order]  # `out` is a new object: set the column without revalidating
-        if self.box == "kalman":
-            out.xyxy = xyah_to_xyxy(means[order]).astype(np.float32)
-        return out
+        return tracked_rows(dets, rows, ids, means, self.box)
 
     def _remember(self, t: _Tracks, rows: np.ndarray, features: np.ndarray) -> None:
         """Store each matched track's new feature in its gallery, over the oldest once full."""
         t.gallery[rows, t.gallery_n[rows] % self.budget] = features
         t.gallery_n[rows] += 1
 
-    def _initiate(self, dets: Detections, rows: np.ndarray) -> _Tracks:
+    def _initiate(self, dets: Detections, rows: np.ndarray, z: np.ndarray) -> _Tracks:
+        """New tracks for detection `rows`, whose measurements (x, y, a, h) are `z`."""
         n = len(rows)
-        mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
+        mean, cov = self._kf.initiate(z)
         dim = self._tracks.gallery.shape[2] if dets.embeddings is None else dets.embeddings.shape[1]
         gallery = np.zeros((n, self.budget, dim), np.float32)
         gallery_n = np.zeros(n, np.int64)

@@ -1,4 +1,4 @@
-"""The struct-of-arrays base that every tracker keeps its tracks in."""
+"""What every tracker shares: the struct-of-arrays base its tracks live in, and how it reports them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from dataclasses import fields
 from typing import TypeVar
 
 import numpy as np
+
+from stream.types import Detections
+
+from .kalman import xyah_to_xyxy
 
 T = TypeVar("T", bound="TrackArrays")
 
@@ -25,3 +29,25 @@ class TrackArrays:
     def append(self: T, other: T) -> T:
         return type(self)(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
                              for f in fields(self)})  # type: ignore[arg-type]
+
+
+BOX_SOURCES = ("kalman", "detection")
+
+
+def check_box_source(box: str) -> str:
+    """Validate a tracker's `box` setting: report the filtered or the detected box."""
+    if box not in BOX_SOURCES:
+        raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
+    return box
+
+
+def tracked_rows(dets: Detections, rows: np.ndarray, ids: np.ndarray, xyah: np.ndarray, box: str) -> Detections:
+    """The tracker's output: detection `rows` (in detection order) with their
+    track `ids`, and the Kalman boxes (`xyah` states) when `box` is "kalman".
+    Masks, keypoints and embeddings come with the rows, never copied twice."""
+    order = np.argsort(rows)
+    out = dets[rows[order]]
+    out.track_ids = ids[order]  # `out` is a new object: set the column without revalidating
+    if box == "kalman":
+        out.xyxy = xyah_to_xyxy(xyah[order]).astype(np.float32)
+    return out
