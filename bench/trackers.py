@@ -8,7 +8,12 @@ scored with TrackEval (COMBINED over all sequences). Peers are optional bench
 dependencies and are skipped, with a note, when not installed:
 `pip install trackers` (roboflow: ByteTrack, OC-SORT, SORT) and
 `pip install --no-deps norfair rich` (norfair pins numpy<2 in its metadata but
-runs with numpy 2).
+runs with numpy 2), and `pip install --no-deps boxmot && pip install lap`
+(BoxMOT: BoT-SORT motion only, ByteTrack, OC-SORT; its full dependency list
+pulls a CUDA torch). BoxMOT's trackers take the frame too: MOT15 has no
+frames here, so they get a black image of the sequence's size, and BoT-SORT
+runs without camera motion compensation and re-id, as BoxMOT's motion-only
+setting.
 The time column is the tracker's `update` alone (no detector, no I/O), the
 best of `--repeat` runs; `vs peer` divides it by the fastest peer's time in
 the same run.
@@ -34,7 +39,7 @@ from stream.types import Detections  # noqa: E402
 from tracking.byte import ByteTracker  # noqa: E402
 from tracking.deepsort import DeepSort  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
-from tracking.mot import mot_sequences, read_seqinfo, track_sequences  # noqa: E402
+from tracking.mot import SequenceInfo, mot_sequences, read_seqinfo, track_sequences  # noqa: E402
 from tracking.sort import Sort  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
@@ -80,27 +85,56 @@ class NorfairIoU:
         return Detections(boxes, np.ones(len(tracked)), np.zeros(len(tracked)), track_ids=[t.id for t in tracked])
 
 
-def peers() -> dict[str, Callable[[float], Any] | str]:
-    """Tracker name -> factory(frame_rate), or the reason it cannot run."""
-    out: dict[str, Callable[[float], Any] | str] = {
-        "segstream SORT": lambda fps: Sort(),
-        "segstream BYTE": lambda fps: ByteTracker(),
-        "segstream DeepSORT": lambda fps: DeepSort(),  # motion only here: MOT15 has no frames to embed
+class BoxmotTracker:
+    """A tracker of BoxMOT (`boxmot`), fed (N, 6) [x1, y1, x2, y2, score, class] arrays."""
+
+    def __init__(self, name: str, info: SequenceInfo, **options: Any) -> None:
+        import boxmot
+
+        cls = getattr(boxmot, name)
+        try:
+            self._tracker = cls(frame_rate=int(round(info.fps or 30)), **options)
+        except TypeError:  # trackers without a frame-rate setting
+            self._tracker = cls(**options)
+        self._image = np.zeros((info.height or 1080, info.width or 1920, 3), np.uint8)
+
+    def update(self, dets: Detections) -> Detections:
+        rows = np.concatenate([dets.xyxy, dets.scores[:, None], dets.class_ids[:, None]], axis=1).astype(np.float32)
+        out = np.asarray(self._tracker.update(rows, self._image))
+        if len(out) == 0:
+            return Detections.empty().with_(track_ids=np.zeros(0, np.int64))
+        return Detections(out[:, :4], out[:, 5], out[:, 6], track_ids=out[:, 4].astype(np.int64))
+
+
+def peers() -> dict[str, Callable[[SequenceInfo], Any] | str]:
+    """Tracker name -> factory(sequence info), or the reason it cannot run."""
+    out: dict[str, Callable[[SequenceInfo], Any] | str] = {
+        "segstream SORT": lambda info: Sort(),
+        "segstream BYTE": lambda info: ByteTracker(),
+        "segstream DeepSORT": lambda info: DeepSort(),  # motion only here: MOT15 has no frames to embed
     }
     try:
         import trackers  # noqa: F401
 
         for label, cls_name in (("trackers ByteTrack", "ByteTrackTracker"), ("trackers OC-SORT", "OCSORTTracker"),
                                 ("trackers SORT", "SORTTracker")):
-            out[label] = lambda fps, c=cls_name: RoboflowTracker(c, fps)
+            out[label] = lambda info, c=cls_name: RoboflowTracker(c, info.fps or 30.0)
     except ImportError:
         out["trackers (roboflow)"] = "not installed (pip install trackers)"
     try:
         import norfair  # noqa: F401
 
-        out["norfair (IoU)"] = NorfairIoU
+        out["norfair (IoU)"] = lambda info: NorfairIoU(info.fps or 30.0)
     except ImportError:
         out["norfair (IoU)"] = "not installed (pip install --no-deps norfair)"
+    try:
+        import boxmot  # noqa: F401
+
+        out["boxmot BoT-SORT"] = lambda info: BoxmotTracker("BotSort", info, use_embeddings=False, use_cmc=False)
+        out["boxmot ByteTrack"] = lambda info: BoxmotTracker("ByteTrack", info)
+        out["boxmot OC-SORT"] = lambda info: BoxmotTracker("OcSort", info)
+    except ImportError:
+        out["boxmot"] = "not installed (pip install --no-deps boxmot && pip install lap)"
     return out
 
 
@@ -122,8 +156,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 seconds, frames = 0.0, 0
                 for seq in sequences:  # a fresh tracker per sequence, at the sequence's frame rate
-                    fps = read_seqinfo(root / seq).fps or 30.0
-                    _, s, f = track_sequences(root, lambda fps=fps: factory(fps), out, [seq])
+                    info = read_seqinfo(root / seq)
+                    _, s, f = track_sequences(root, lambda info=info: factory(info), out, [seq])
                     seconds, frames = seconds + s, frames + f
                 best_ms = min(best_ms, seconds / frames * 1000)
                 c = evaluate_mot(root, out, sequences)["COMBINED"]
