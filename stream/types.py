@@ -114,10 +114,19 @@ class Detections:
             index = np.asarray(index)
             index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
             if len(index) == len(self) and np.array_equal(index, np.arange(len(self))):
-                return replace(self)  # all rows in order: share the arrays, copy nothing
+                return self._rows({name: getattr(self, name) for name in _COLUMNS})  # share the arrays, copy nothing
             # np.take is many times faster than fancy indexing on (N, H, W) masks.
-            return Detections(**{f.name: _take(getattr(self, f.name), index) for f in fields(self)})
-        return Detections(**{f.name: _view(getattr(self, f.name), index) for f in fields(self)})
+            return self._rows({name: _take(getattr(self, name), index) for name in _COLUMNS})
+        return self._rows({name: _view(getattr(self, name), index) for name in _COLUMNS})
+
+    @classmethod
+    def _rows(cls, columns: dict[str, Any]) -> Detections:
+        """A Detections of rows selected from a valid one: the same selection
+        of every column is valid by construction, so it is not checked again
+        (trackers and stages slice every frame)."""
+        out = object.__new__(cls)
+        out.__dict__.update(columns)
+        return out
 
     def is_empty(self) -> bool:
         return len(self) == 0
@@ -158,5 +167,7 @@ class Detections:
             out[f.name] = np.concatenate(filled)
         return cls(**out)
 
+
+_COLUMNS = tuple(f.name for f in fields(Detections))
 
 __all__ = ["Frame", "Detections", "NUM_KEYPOINTS"]

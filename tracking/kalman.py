@@ -65,37 +65,40 @@ class HeightScaledKalman:
         self.F = np.eye(8)
         self.F[:4, 4:] = np.eye(4)
         self.H = np.eye(4, 8)
+        # Standard deviations are h * scale + floor per state (aspect ratio: a fixed floor);
+        # the vectors are built once here, not per frame.
+        p, v = std_position, std_velocity
+        self._scale = np.array([p, p, 0.0, p, v, v, 0.0, v])
+        self._floor = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
+        self._initial = np.array([2.0] * 4 + [10.0] * 4)  # initiate: 2x position, 10x velocity noise
+        self._r_scale = np.array([p, p, 0.0, p])
+        self._r_floor = np.array([0.0, 0.0, 1e-1, 0.0])
+        self._diag4, self._diag8 = np.arange(4), np.arange(8)
 
-    def _var(self, h: np.ndarray, pos: float, vel: float) -> np.ndarray:
-        """(N, 8) variances for states of height h (one broadcast, no per-column calls)."""
-        scale = np.array([pos * self.std_position] * 2 + [0.0, pos * self.std_position] + [vel * self.std_velocity] * 2
-                         + [0.0, vel * self.std_velocity])
-        floor = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
-        return (h[:, None] * scale + floor) ** 2
+    def _var(self, h: np.ndarray) -> np.ndarray:
+        """(N, 8) process noise variances for states of height h (one broadcast)."""
+        return (h[:, None] * self._scale + self._floor) ** 2
 
     def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks from measurements z (N, 4) = (x, y, a, h); velocities unknown."""
         mean = np.concatenate([z, np.zeros((len(z), 4))], axis=1)
-        return mean, _diag(self._var(z[:, 3], 2.0, 10.0))
+        return mean, _diag(((z[:, 3:4] * self._scale) * self._initial + self._floor) ** 2)
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # F = [[I, I], [0, I]]: F x and F P F' by block additions instead of 8x8 products.
-        noise = self._var(mean[:, 3], 1.0, 1.0)  # from the height before the step, as DeepSORT
+        noise = self._var(mean[:, 3])  # from the height before the step, as DeepSORT
         mean = mean.copy()
         mean[:, :4] += mean[:, 4:]
         cov = cov.copy()
         cov[:, :4, :] += cov[:, 4:, :]
         cov[:, :, :4] += cov[:, :, 4:]
-        idx = np.arange(8)
-        cov[:, idx, idx] += noise
+        cov[:, self._diag8, self._diag8] += noise
         return mean, cov
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted measurement (N, 4) and its covariance S = H P H' + R (N, 4, 4)."""
-        std = self.std_position * mean[:, 3:4] * np.array([1.0, 1.0, 0.0, 1.0]) + np.array([0.0, 0.0, 1e-1, 0.0])
         s = cov[:, :4, :4].copy()
-        idx = np.arange(4)
-        s[:, idx, idx] += std**2
+        s[:, self._diag4, self._diag4] += (mean[:, 3:4] * self._r_scale + self._r_floor) ** 2
         return mean[:, :4], s
 
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
