@@ -12,12 +12,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     boxes, so it is written for few numpy calls rather than brevity."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(w, 0.0) * np.maximum(h, 0.0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    ax1, ay1, ax2, ay2 = a.T[:, :, None]  # (N, 1) each
+    bx1, by1, bx2, by2 = b.T[:, None, :]  # (1, M) each
+    inter = np.maximum(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0) * np.maximum(
+        np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0)
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 

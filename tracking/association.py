@@ -11,7 +11,7 @@ from stream.boxes import box_iou
 def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray) -> np.ndarray:
     """(D, T) IoU; pairs of different classes get 0 so a track never changes class."""
     iou = box_iou(det_xyxy, trk_xyxy)
-    iou[det_cls[:, None] != trk_cls[None, :]] = 0.0
+    iou *= det_cls[:, None] == trk_cls[None, :]  # a multiply is cheaper than a masked store
     return iou
 
 
@@ -20,10 +20,12 @@ def centre_distance_penalty(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarra
     of the smallest box enclosing both. Unlike IoU it still ranks pairs that do
     not overlap (fast motion, low frame rates) and prefers the nearer of two
     overlapping candidates."""
-    a, b = a_xyxy[:, None, :], b_xyxy[None, :, :]
-    outer = np.maximum(a[..., 2:], b[..., 2:]) - np.minimum(a[..., :2], b[..., :2])
-    centre = (a[..., :2] + a[..., 2:]) - (b[..., :2] + b[..., 2:])
-    return (centre**2).sum(-1) / np.maximum(4 * (outer**2).sum(-1), 1e-6)
+    a, b = a_xyxy.T[:, :, None], b_xyxy.T[:, None, :]  # (4, A, 1) and (4, 1, B): 2-D broadcasts per coordinate
+    dx = (a[0] + a[2]) - (b[0] + b[2])
+    dy = (a[1] + a[3]) - (b[1] + b[3])
+    w = np.maximum(a[2], b[2]) - np.minimum(a[0], b[0])
+    h = np.maximum(a[3], b[3]) - np.minimum(a[1], b[1])
+    return (dx * dx + dy * dy) / np.maximum(4 * (w * w + h * h), 1e-6)
 
 
 def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,4 +42,4 @@ def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np
     free_rows[rows] = False
     free_cols = np.ones(cols_n, bool)
     free_cols[cols] = False
-    return np.stack([rows, cols], axis=1), np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+    return np.stack([rows, cols], axis=1), free_rows.nonzero()[0], free_cols.nonzero()[0]

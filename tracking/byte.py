@@ -112,17 +112,18 @@ class ByteTracker:
             if warp is not None:
                 t.mean, t.cov = warp_states(t.mean, t.cov, warp)
         det_of_track = np.full(len(t), -1, dtype=np.int64)
+        xyxy = dets.xyxy.astype(np.float64)
         # One IoU and one distance matrix for all detections x all tracks; each pass slices them.
         iou = pen = None
         if len(t) and len(dets):
             boxes = xyah_to_xyxy(t.mean)
-            iou = iou_similarity(dets.xyxy, boxes, dets.class_ids, t.class_ids)
-            pen = self.distance_weight * centre_distance_penalty(dets.xyxy.astype(np.float64), boxes)
+            iou = iou_similarity(xyxy, boxes, dets.class_ids, t.class_ids)
+            pen = self.distance_weight * centre_distance_penalty(xyxy, boxes)
 
-        high = np.flatnonzero(dets.scores >= self.high_thresh)
-        low = np.flatnonzero((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh))
-        confirmed = np.flatnonzero(t.state == CONFIRMED)
-        tentative = np.flatnonzero(t.state == TENTATIVE)
+        high = (dets.scores >= self.high_thresh).nonzero()[0]
+        low = ((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh)).nonzero()[0]
+        confirmed = (t.state == CONFIRMED).nonzero()[0]
+        tentative = (t.state == TENTATIVE).nonzero()[0]
 
         # 1) high-score detections vs confirmed tracks (tracked and lost), IoU weighted by score
         m, free_high, free_conf = self._associate(dets, high, t, iou, pen, confirmed, self.match_iou, weight=True,
@@ -136,27 +137,29 @@ class ByteTracker:
         m, free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou)
         det_of_track[m[:, 1]] = m[:, 0]
 
-        matched = np.flatnonzero(det_of_track >= 0)
+        hit = det_of_track >= 0
+        matched = hit.nonzero()[0]
         if len(matched):
-            z = xyxy_to_xyah(dets.xyxy[det_of_track[matched]].astype(np.float64))
+            z = xyxy_to_xyah(xyxy[det_of_track[matched]])
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
         if dets.embeddings is not None and len(matched):
             fresh = dets.embeddings[det_of_track[matched]]
             had = np.linalg.norm(t.emb[matched], axis=1, keepdims=True) > 0
             mixed = np.where(had, self.ema * t.emb[matched] + (1 - self.ema) * fresh, fresh)
             t.emb[matched] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
-        t.since_update = np.where(det_of_track >= 0, 0, t.since_update + 1)
-        t.hits = t.hits + (det_of_track >= 0)
-        t.state = np.where((det_of_track >= 0) & (t.hits >= self.min_hits), CONFIRMED, t.state)
-        unnamed = np.flatnonzero((t.state == CONFIRMED) & (t.ids == 0))  # tentative tracks just confirmed
+        t.since_update = np.where(hit, 0, t.since_update + 1)
+        t.hits = t.hits + hit
+        t.state = np.where(hit & (t.hits >= self.min_hits), CONFIRMED, t.state)
+        is_confirmed = t.state == CONFIRMED
+        unnamed = (is_confirmed & (t.ids == 0)).nonzero()[0]  # tentative tracks just confirmed
         t.ids[unnamed] = np.arange(self._next_id, self._next_id + len(unnamed))
         self._next_id += len(unnamed)
 
         # Tentative tracks that missed die; confirmed ones survive `track_buffer` frames.
-        alive = np.where(t.state == CONFIRMED, t.since_update <= self.track_buffer, t.since_update == 0)
+        alive = np.where(is_confirmed, t.since_update <= self.track_buffer, hit)
         # New tracks (confirmed at once in the very first frame, as ByteTrack does).
         new = free_high[dets.scores[free_high] >= self.new_track_thresh]
-        report = (det_of_track >= 0) & (t.state == CONFIRMED)
+        report = hit & is_confirmed
         rows, ids, means = det_of_track[report], t.ids[report], t.mean[report]
         if not alive.all():
             t = t.take(alive)

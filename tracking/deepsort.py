@@ -115,7 +115,7 @@ class DeepSort:
             appearance = np.where(gated, FORBIDDEN, appearance)
 
             # Matching cascade: confirmed tracks by time since update, most recent first.
-            confirmed = np.flatnonzero(t.state == CONFIRMED)
+            confirmed = (t.state == CONFIRMED).nonzero()[0]
             for level in np.unique(t.since_update[confirmed]):
                 if len(free) == 0 or level > self.max_age:
                     break
@@ -125,13 +125,13 @@ class DeepSort:
                 free = free[free_d]
 
             # IoU for the rest: tentative tracks and confirmed ones seen in the previous frame.
-            candidates = np.flatnonzero((det_of_track < 0) & ((t.state == TENTATIVE) | (t.since_update == 1)))
+            candidates = ((det_of_track < 0) & ((t.state == TENTATIVE) | (t.since_update == 1))).nonzero()[0]
             if len(free) and len(candidates):
                 m, _, free_d = match(iou_cost[np.ix_(candidates, free)], self.max_iou_distance)
                 det_of_track[candidates[m[:, 0]]] = free[m[:, 1]]
                 free = free[free_d]
 
-        matched = np.flatnonzero(det_of_track >= 0)
+        matched = (det_of_track >= 0).nonzero()[0]
         if len(matched):
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z[det_of_track[matched]])
             if features is not None:

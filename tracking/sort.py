@@ -125,7 +125,7 @@ class Sort:
         report = (t.time_since_update < 1) & ((t.hit_streak >= self.min_hits) | (self.frame_count <= self.min_hits))
         # Report in detection order: when every detection is reported (the usual
         # case) no column, masks included, is copied.
-        reported = np.flatnonzero(report)
+        reported = report.nonzero()[0]
         reported = reported[np.argsort(det_of_track[reported])]
         out = dets[det_of_track[reported]].with_(track_ids=t.ids[reported])
         if self.box == "kalman":
