@@ -28,13 +28,14 @@ def centre_distance_penalty(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarra
     return (dx * dx + dy * dy) / np.maximum(4 * (w * w + h * h), 1e-6)
 
 
-def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Minimum-cost one-to-one assignment (Hungarian); pairs costing more than
-    `max_cost` are rejected. Returns (matches (K, 2) as [row, col], unmatched
-    rows, unmatched cols)."""
+    `max_cost` are rejected. Returns (matched rows, their cols, unmatched rows,
+    unmatched cols), the first two in increasing row order."""
     rows_n, cols_n = cost.shape
     if rows_n == 0 or cols_n == 0:
-        return np.zeros((0, 2), np.int64), np.arange(rows_n), np.arange(cols_n)
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.arange(rows_n), np.arange(cols_n)
     rows, cols = linear_sum_assignment(cost)
     ok = cost[rows, cols] <= max_cost
     rows, cols = rows[ok], cols[ok]
@@ -42,4 +43,4 @@ def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np
     free_rows[rows] = False
     free_cols = np.ones(cols_n, bool)
     free_cols[cols] = False
-    return np.stack([rows, cols], axis=1), free_rows.nonzero()[0], free_cols.nonzero()[0]
+    return rows, cols, free_rows.nonzero()[0], free_cols.nonzero()[0]

@@ -126,16 +126,13 @@ class ByteTracker:
         tentative = (t.state == TENTATIVE).nonzero()[0]
 
         # 1) high-score detections vs confirmed tracks (tracked and lost), IoU weighted by score
-        m, free_high, free_conf = self._associate(dets, high, t, iou, pen, confirmed, self.match_iou, weight=True,
-                                                  appearance=True)
-        det_of_track[m[:, 1]] = m[:, 0]
+        free_high, free_conf = self._associate(dets, high, t, iou, pen, confirmed, self.match_iou, det_of_track,
+                                               weight=True, appearance=True)
         # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
         recent = free_conf[t.since_update[free_conf] <= 1]
-        m, _, _ = self._associate(dets, low, t, iou, pen, recent, self.low_match_iou)
-        det_of_track[m[:, 1]] = m[:, 0]
+        self._associate(dets, low, t, iou, pen, recent, self.low_match_iou, det_of_track)
         # 3) remaining high-score detections vs tentative tracks (seen once)
-        m, free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou)
-        det_of_track[m[:, 1]] = m[:, 0]
+        free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou, det_of_track)
 
         hit = det_of_track >= 0
         matched = hit.nonzero()[0]
@@ -175,13 +172,13 @@ class ByteTracker:
 
     def _associate(
         self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | None,
-        trk_rows: np.ndarray, min_iou: float, weight: bool = False, appearance: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        trk_rows: np.ndarray, min_iou: float, det_of_track: np.ndarray, weight: bool = False, appearance: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Match det_rows to trk_rows on 1 - IoU (times the score with `weight`)
-        plus the centre-distance penalty; returns (matches as [det row, track
-        row], free det rows, free track rows)."""
+        plus the centre-distance penalty, writing each match into
+        `det_of_track`; returns the det rows and track rows left free."""
         if len(det_rows) == 0 or len(trk_rows) == 0:
-            return np.zeros((0, 2), np.int64), det_rows, trk_rows
+            return det_rows, trk_rows
         sim = iou[det_rows][:, trk_rows]
         if weight:
             sim = sim * dets.scores[det_rows, None]
@@ -192,9 +189,9 @@ class ByteTracker:
             emb_cost = (1.0 - dets.embeddings[det_rows] @ t.emb[trk_rows].T) / 2
             emb_cost[(emb_cost > self.appearance_thresh / 2) | (cost > 1.0 - min_iou / 2)] = 1.0
             cost = np.minimum(cost, emb_cost)
-        m, free_d, free_t = match(cost, 1.0 - min_iou)
-        pairs = np.stack([det_rows[m[:, 0]], trk_rows[m[:, 1]]], axis=1) if len(m) else np.zeros((0, 2), np.int64)
-        return pairs, det_rows[free_d], trk_rows[free_t]
+        d, tr, free_d, free_t = match(cost, 1.0 - min_iou)
+        det_of_track[trk_rows[tr]] = det_rows[d]
+        return det_rows[free_d], trk_rows[free_t]
 
     def _initiate(self, dets: Detections, rows: np.ndarray, state: int, emb_dim: int) -> _Tracks:
         n = len(rows)

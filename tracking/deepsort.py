@@ -120,15 +120,15 @@ class DeepSort:
                 if len(free) == 0 or level > self.max_age:
                     break
                 rows = confirmed[t.since_update[confirmed] == level]
-                m, _, free_d = match(appearance[np.ix_(rows, free)], limit)
-                det_of_track[rows[m[:, 0]]] = free[m[:, 1]]
+                r, d, _, free_d = match(appearance[np.ix_(rows, free)], limit)
+                det_of_track[rows[r]] = free[d]
                 free = free[free_d]
 
             # IoU for the rest: tentative tracks and confirmed ones seen in the previous frame.
             candidates = ((det_of_track < 0) & ((t.state == TENTATIVE) | (t.since_update == 1))).nonzero()[0]
             if len(free) and len(candidates):
-                m, _, free_d = match(iou_cost[np.ix_(candidates, free)], self.max_iou_distance)
-                det_of_track[candidates[m[:, 0]]] = free[m[:, 1]]
+                r, d, _, free_d = match(iou_cost[np.ix_(candidates, free)], self.max_iou_distance)
+                det_of_track[candidates[r]] = free[d]
                 free = free[free_d]
 
         matched = (det_of_track >= 0).nonzero()[0]

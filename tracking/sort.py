@@ -105,10 +105,9 @@ class Sort:
 
         predicted = x_to_xyxy(t.mean)
         iou = iou_similarity(dets.xyxy, predicted, dets.class_ids, t.class_ids)
-        matches, new_dets, _ = match(1.0 - iou, 1.0 - self.iou_threshold)
+        det_rows, trk_rows, new_dets, _ = match(1.0 - iou, 1.0 - self.iou_threshold)
 
-        det_rows, trk_rows = matches[:, 0], matches[:, 1]
-        if len(matches):
+        if len(det_rows):
             t.mean[trk_rows], t.cov[trk_rows] = self._kf.update(
                 t.mean[trk_rows], t.cov[trk_rows], xyxy_to_z(dets.xyxy[det_rows].astype(np.float64))
             )
