@@ -57,7 +57,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, dest="max_frames")
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
-    p.add_argument("--timeout", type=float, help="seconds to wait when opening or reading a stream (default 10)")
+    p.add_argument("--timeout", type=float,
+                   help="seconds to wait when opening a stream, and without a frame before it counts as stalled (default 10)")
+    p.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
+                   help="end a live source when its connection is lost instead of reconnecting with backoff")
     p.add_argument("--backend", choices=["auto", "onnxruntime"])
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
@@ -140,7 +143,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "backend", "device", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "backend", "device", "threads", "infer_workers",
             "progress")
     return {k: getattr(args, k, None) for k in keys}
 

@@ -70,6 +70,7 @@ class RunConfig(BaseModel):
     queue_size: int = Field(2, ge=1)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout: float = Field(10.0, gt=0)
+    reconnect: bool = True
     progress: bool = True
 
     @field_validator("source", "model", "classes", mode="before")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from typing import Any
 
 POLL_S = 0.05
@@ -26,6 +27,10 @@ class Aborted(Exception):
 
 class END:
     """Sentinel: no more items will follow."""
+
+
+class EMPTY:
+    """Returned by `get(timeout)` when nothing arrived in time."""
 
 
 class StageQueue:
@@ -52,11 +57,15 @@ class StageQueue:
             self._items.append(item)
             self._cond.notify_all()
 
-    def get(self) -> Any:
+    def get(self, timeout: float | None = None) -> Any:
+        """The oldest item; `EMPTY` if `timeout` seconds pass without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items:
                 if self._abort.is_set():
                     raise Aborted
+                if deadline is not None and time.monotonic() >= deadline:
+                    return EMPTY
                 self._cond.wait(POLL_S)
             item = self._items.popleft()
             self._cond.notify_all()

@@ -22,9 +22,9 @@ from threadpoolctl import threadpool_limits
 from stream.errors import SegstreamError
 from stream.sources import Source
 from stream.types import Detections, Frame
-from stream.wire import frame_message
+from stream.wire import frame_message, status_message
 
-from .queues import END, Aborted, StageQueue
+from .queues import EMPTY, END, POLL_S, Aborted, StageQueue
 from .sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class RunStats:
     seconds: float = 0.0
     stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
     dropped: dict[str, int] = field(default_factory=dict)
+    reconnects: dict[str, int] = field(default_factory=dict)
     track_ids: dict[str, set[int]] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -104,6 +105,8 @@ class RunStats:
             lines.append(f"{name:<12}{s.count:>8}{s.mean_ms:>10.2f}{s.max_ms:>10.2f}")
         drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
         lines.append(f"dropped: {drops}")
+        if self.reconnects:
+            lines.append("reconnects: " + ", ".join(f"{k} {v}" for k, v in self.reconnects.items()))
         return "\n".join(lines)
 
 
@@ -198,6 +201,7 @@ class Pipeline:
             self.stats.interrupted = self._stop.is_set()
             self.stats.dropped = {f"source {s.source_id}": s.dropped for s in self.sources}
             self.stats.dropped.update({f"queue {q.name}": q.dropped for q in self._queues.values()})
+            self.stats.reconnects = {s.source_id: s.reconnects for s in self.sources if s.is_live}
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -330,12 +334,23 @@ class Pipeline:
             p.detections = tracker.update(p.detections)
         self.stats.track_ids.setdefault(sid, set()).update(p.detections.track_ids.tolist())
 
+    def _publish_status(self) -> None:
+        """Send the live sources' state changes (connected, stalled, reconnecting, ended)."""
+        for source in self.sources:
+            for event in source.pop_status():
+                message = status_message(event.source_id, event.status, event.detail, event.seq, event.t, event.reconnects)
+                for sink in self.sinks:
+                    sink.status(message)
+
     def _publish_loop(self) -> None:
         inq = self._queues["publish"]
         stats = self.stats.stages["publish"]
         try:
             while True:
-                packet = inq.get()
+                packet = inq.get(timeout=POLL_S)  # wakes up to report source states while no frame flows
+                self._publish_status()
+                if packet is EMPTY:
+                    continue
                 if packet is END:
                     break
                 t = time.perf_counter()
@@ -349,6 +364,7 @@ class Pipeline:
                 self._frames_per_source[frame.source_id] = self._frames_per_source.get(frame.source_id, 0) + 1
                 if self.on_frame is not None:
                     self.on_frame(packet)
+            self._publish_status()  # the sources' last words (`ended`) come before their end of stream
             for sid, seq in self._last_seq.items():
                 for sink in self.sinks:
                     sink.end_source(sid, seq, self._frames_per_source[sid])

@@ -82,7 +82,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
     with contextlib.ExitStack() as undo:
         sources = []
         for spec, source_id in zip(config.source, unique_source_ids(config.source)):
-            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout)
+            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect)
             undo.callback(src.close)
             sources.append(src)
         layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources))

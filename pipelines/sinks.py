@@ -39,6 +39,9 @@ class Sink:
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
         pass
 
+    def status(self, message: dict[str, Any]) -> None:
+        """A live source changed state (`stream.wire.status_message`)."""
+
     def close(self) -> None:
         pass
 
@@ -52,6 +55,9 @@ class PublishSink(Sink):
 
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
         self.publisher.publish(eos_message(source_id, last_seq, frames))
+
+    def status(self, message: dict[str, Any]) -> None:
+        self.publisher.publish(message)
 
     def close(self) -> None:
         self.publisher.close()

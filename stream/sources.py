@@ -13,13 +13,16 @@ Two policies, chosen by the kind of source:
 
 from __future__ import annotations
 
+import collections
 import glob
 import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import cv2
@@ -34,6 +37,18 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 
 
+@dataclass(frozen=True)
+class StatusEvent:
+    """A live source's state change, for the wire (`stream.wire.status_message`)."""
+
+    source_id: str
+    status: str  # connected | stalled | reconnecting | ended
+    detail: str
+    seq: int  # last frame number captured
+    t: float  # wall clock
+    reconnects: int
+
+
 class Source:
     """Iterable of `Frame`s. Use as a context manager or call `close()`."""
 
@@ -41,6 +56,7 @@ class Source:
     is_live: bool = False
     fps: float | None = None
     frame_count: int | None = None
+    reconnects: int = 0
 
     def __init__(self, source_id: str) -> None:
         self.source_id = source_id
@@ -55,6 +71,10 @@ class Source:
 
     def interrupt(self) -> None:
         """Make a blocked iteration return soon (called from another thread)."""
+
+    def pop_status(self) -> list[StatusEvent]:
+        """State changes since the last call; only live sources have any."""
+        return []
 
     def __enter__(self) -> Source:
         return self
@@ -139,46 +159,120 @@ class LiveSource(Source):
 
     The thread overwrites a one-frame slot, so the consumer always gets the
     freshest frame. Frames overwritten before being consumed count as dropped.
+
+    When the connection is lost (the read fails at once) or stalls (no frame
+    for `read_timeout` seconds while the connection stays open), the thread
+    reopens the source with `opener`, waiting `backoff[0]` seconds and doubling
+    up to `backoff[1]`, until it succeeds or the source is closed; frame
+    numbers continue where they stopped. Every change of state is queued as a
+    `StatusEvent` (`pop_status()`), the first being `connected`. With
+    `reconnect=False` a lost connection ends the iteration and a stall raises
+    `SourceError` in the consumer.
     """
 
     is_live = True
 
-    def __init__(self, cap: cv2.VideoCapture, source_id: str, name: str, read_timeout: float) -> None:
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        source_id: str,
+        name: str,
+        read_timeout: float,
+        opener: Callable[[], cv2.VideoCapture] | None = None,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.5, 10.0),
+    ) -> None:
         super().__init__(source_id)
         self.name = name
         self.read_timeout = read_timeout
+        self.reconnect = reconnect and opener is not None
+        self.backoff = backoff
+        self.reconnects = 0
+        self.status = "connected"
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._cap = cap
+        self._opener = opener
+        self._events: collections.deque[StatusEvent] = collections.deque()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._ended = False
         self._closing = threading.Event()
+        self._set_status("connected", "opened")
         self._thread = threading.Thread(target=self._read_loop, name=f"capture-{source_id}", daemon=True)
         self._thread.start()
+
+    def pop_status(self) -> list[StatusEvent]:
+        """State changes since the last call, oldest first (thread-safe)."""
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        return events
+
+    def _set_status(self, status: str, detail: str) -> None:
+        self.status = status
+        event = StatusEvent(self.source_id, status, detail, self._seq - 1, time.time(), self.reconnects)
+        self._events.append(event)
+        level = logging.INFO if status in ("connected", "ended") else logging.WARNING
+        log.log(level, "%s: %s (%s)", self.name, status, detail)
 
     def _read_loop(self) -> None:
         try:
             while not self._closing.is_set():
+                started = time.monotonic()
                 ok, image = self._cap.read()
-                if not ok:
+                # FFmpeg gives up a blocked read after `read_timeout` (and may still
+                # hand back a stale frame): a read that slow means the stream stalled.
+                stalled = time.monotonic() - started >= 0.8 * self.read_timeout
+                if ok and not (stalled and self.reconnect):
+                    self._offer(self._make_frame(image))
+                    continue
+                if self._closing.is_set() or not self.reconnect:
                     break
-                frame = self._make_frame(image)
-                with self._cond:
-                    if self._latest is not None:
-                        self.dropped += 1
-                    self._latest = frame
-                    self._cond.notify()
+                if stalled:
+                    self._set_status("stalled", f"no frame for {self.read_timeout:g} s")
+                if not self._reopen():
+                    break
         finally:
+            self._cap.release()
+            self._set_status("ended", "closed" if self._closing.is_set() else "stream ended")
             with self._cond:
                 self._ended = True
                 self._cond.notify()
+
+    def _offer(self, frame: Frame) -> None:
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = frame
+            self._cond.notify()
+
+    def _reopen(self) -> bool:
+        """Retry with capped exponential backoff until reconnected (True) or closed (False)."""
+        assert self._opener is not None
+        self._cap.release()
+        delay, attempt = self.backoff[0], 0
+        while True:
+            attempt += 1
+            self._set_status("reconnecting", f"attempt {attempt}, next in {delay:.1f} s")
+            if self._closing.wait(delay):
+                return False
+            cap = self._opener()
+            if cap.isOpened():
+                self._cap = cap
+                self.reconnects += 1
+                self._set_status("connected", f"reconnected after {attempt} attempt(s)")
+                return True
+            cap.release()
+            delay = min(delay * 2, self.backoff[1])
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
                 ready = lambda: self._latest is not None or self._ended or self._closing.is_set()  # noqa: E731
                 if not self._cond.wait_for(ready, self.read_timeout):
+                    if self.reconnect:
+                        continue  # the reader thread is reconnecting; it reports the state
                     raise SourceError(f"{self.name} stalled: no frame for {self.read_timeout:.0f} s")
                 if self._closing.is_set():
                     return
@@ -194,8 +288,8 @@ class LiveSource(Source):
 
     def close(self) -> None:
         self.interrupt()
+        # The reader may be inside an open or read that honours `read_timeout`.
         self._thread.join(timeout=self.read_timeout + 1)
-        self._cap.release()
 
 
 def _open_stream(url: str, rtsp_transport: str, timeout: float) -> cv2.VideoCapture:
@@ -220,26 +314,31 @@ def open_source(
     realtime: bool = False,
     rtsp_transport: str = "tcp",
     timeout: float = 10.0,
+    reconnect: bool = True,
 ) -> Source:
     """Open a source from what a user types after `--source`.
 
     `spec` is a webcam index ("0"), a URL (rtsp://, http://, ...), a video
     file, an image file, a folder of images or a glob ("frames/*.jpg").
+    A live source must open now (else `SourceError`); later losses are
+    reconnected (see `LiveSource`) unless `reconnect` is False.
     """
     source_id = source_id or default_source_id(spec)
     if spec.isdigit():
-        cap = cv2.VideoCapture(int(spec))
+        opener = partial(cv2.VideoCapture, int(spec))
+        cap = opener()
         if not cap.isOpened():
             raise SourceError(f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`")
-        return LiveSource(cap, source_id, f"webcam {spec}", timeout)
+        return LiveSource(cap, source_id, f"webcam {spec}", timeout, opener, reconnect)
     scheme = urlparse(spec).scheme.lower()
     if "://" in spec:
         if scheme not in STREAM_SCHEMES:
             raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
-        cap = _open_stream(spec, rtsp_transport, timeout)
+        opener = partial(_open_stream, spec, rtsp_transport, timeout)
+        cap = opener()
         if not cap.isOpened():
             raise SourceError(f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials")
-        return LiveSource(cap, source_id, f"stream {spec}", timeout)
+        return LiveSource(cap, source_id, f"stream {spec}", timeout, opener, reconnect)
     if any(ch in spec for ch in "*?["):
         files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)

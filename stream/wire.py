@@ -21,7 +21,8 @@ from .errors import PublishError
 from .types import Detections, Frame
 
 SCHEMA_VERSION = 1
-MESSAGE_TYPES = ("frame", "eos")
+MESSAGE_TYPES = ("frame", "eos", "status")
+SOURCE_STATES = ("connected", "stalled", "reconnecting", "ended")
 
 
 class WireError(PublishError):
@@ -140,6 +141,23 @@ def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:
     }
 
 
+def status_message(source_id: str, status: str, detail: str, seq: int, t: float, reconnects: int) -> dict[str, Any]:
+    """A live source's state changed: `connected`, `stalled` (open, no frames),
+    `reconnecting` (retrying with backoff) or `ended` (gave up or closed)."""
+    if status not in SOURCE_STATES:
+        raise ValueError(f"status must be one of {', '.join(SOURCE_STATES)}, got {status!r}")
+    return {
+        "schema": SCHEMA_VERSION,
+        "type": "status",
+        "source": source_id,
+        "status": status,
+        "detail": detail,
+        "seq": seq,
+        "reconnects": reconnects,
+        "t": t,
+    }
+
+
 def encode(message: Mapping[str, Any]) -> list[bytes]:
     """Message dict -> [topic, payload] ZeroMQ frames."""
     payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -149,6 +167,7 @@ def encode(message: Mapping[str, Any]) -> list[bytes]:
 _REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     "frame": {"source": str, "seq": int, "width": int, "height": int, "t_capture": (int, float), "objects": list},
     "eos": {"source": str, "seq": int},
+    "status": {"source": str, "status": str, "seq": int},
 }
 _OBJECT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "class_id": int,

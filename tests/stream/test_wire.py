@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
 from stream.types import Detections, Frame
-from stream.wire import WireError, decode, encode, eos_message, frame_message, mask_to_rle, rle_to_mask
+from stream.wire import (
+    WireError, decode, encode, eos_message, frame_message, mask_to_rle, rle_to_mask, status_message,
+)
 
 
 def sample() -> tuple[Frame, Detections]:
@@ -64,6 +66,17 @@ def test_frame_message_round_trip():
 
 def test_eos_message_decodes():
     assert decode(encode(eos_message("cam1", 41, 42)))["type"] == "eos"
+
+
+@pytest.mark.parametrize("status", ["connected", "stalled", "reconnecting", "ended"])
+def test_source_status_messages_decode(status):
+    msg = decode(encode(status_message("cam1", status, "attempt 2, next in 1.0 s", 41, 1.7e9, 1)))
+    assert (msg["type"], msg["status"], msg["seq"], msg["reconnects"]) == ("status", status, 41, 1)
+
+
+def test_an_unknown_source_status_is_refused_at_the_source():
+    with pytest.raises(ValueError, match="status must be one of"):
+        status_message("cam1", "sleeping", "", 0, 0.0, 0)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,84 @@
+"""Live RTSP against a real server on loopback (GStreamer, tests/rtsp_server.py):
+frames arrive, a dead or stalled camera is reported and reconnected with
+backoff, and frame numbers continue across the gap."""
+
+import threading
+import time
+
+from stream.sources import open_source
+
+
+def collect(source, seconds, events, frames):
+    """Iterate `source` for `seconds`, recording frame numbers and status changes."""
+    end = time.monotonic() + seconds
+    for frame in source:
+        frames.append(frame.seq)
+        events.extend(e.status for e in source.pop_status())
+        if time.monotonic() > end:
+            break
+    events.extend(e.status for e in source.pop_status())
+
+
+def test_frames_arrive_with_increasing_numbers(rtsp_server):
+    frames, events = [], []
+    with open_source(rtsp_server.url, timeout=3) as src:
+        assert src.is_live
+        collect(src, 1.5, events, frames)
+    assert len(frames) >= 5 and frames == sorted(frames) and len(set(frames)) == len(frames)
+    assert events[0] == "connected"
+
+
+def test_a_restarted_camera_is_reconnected_and_numbers_continue(rtsp_server):
+    frames, events = [], []
+    src = open_source(rtsp_server.url, timeout=2)
+    src.backoff = (0.2, 1.0)
+
+    def reboot():
+        time.sleep(2.0)
+        rtsp_server.kill()
+        time.sleep(1.5)
+        rtsp_server.start()
+
+    threading.Thread(target=reboot, daemon=True).start()
+    try:
+        collect(src, 12, events, frames)
+    finally:
+        src.close()
+    assert "reconnecting" in events and events.count("connected") >= 2, events
+    assert src.reconnects >= 1
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)  # numbering continues, never restarts
+    gap = max(b - a for a, b in zip(frames, frames[1:]))
+    assert gap <= 2  # no frame numbers are invented for the time the camera was away
+
+
+def test_a_stalled_camera_is_reported_then_recovers(rtsp_server):
+    frames, events = [], []
+    src = open_source(rtsp_server.url, timeout=1.5)
+    src.backoff = (0.2, 1.0)
+
+    def stall():
+        time.sleep(2.0)
+        rtsp_server.pause()  # the TCP connection stays open, nothing is sent
+        time.sleep(3.5)
+        rtsp_server.resume()
+
+    threading.Thread(target=stall, daemon=True).start()
+    try:
+        collect(src, 12, events, frames)
+    finally:
+        src.close()
+    assert "stalled" in events and events.index("stalled") < len(events) - 1, events
+    after = events[events.index("stalled"):]
+    assert "connected" in after  # recovered
+    assert len(frames) > 20
+
+
+def test_without_reconnect_a_lost_camera_ends_the_stream(rtsp_server):
+    frames, events = [], []
+    src = open_source(rtsp_server.url, timeout=2, reconnect=False)
+    threading.Timer(1.5, rtsp_server.kill).start()
+    try:
+        collect(src, 20, events, frames)  # returns when the stream ends, well before 20 s
+    finally:
+        src.close()
+    assert events[-1] == "ended" and "reconnecting" not in events
