@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from stream.errors import SegstreamError, SourceError
+from stream.security import create_keys
 from stream.subscriber import Subscriber
 from stream.wire import WireError
 
@@ -67,6 +68,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
+    p.add_argument("--curve-secret", dest="curve_secret",
+                   help="publish CURVE-encrypted with this secret key (NAME.key_secret from `segstream keys`)")
+    p.add_argument("--curve-clients", dest="curve_clients",
+                   help="folder of the public keys (NAME.key) of the subscribers allowed to connect")
     p.add_argument("--config", help="YAML file with the same keys as these flags")
 
 
@@ -89,7 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--count", type=int, help="exit after N messages")
     subscribe.add_argument("--source", action="append", help="only these source ids")
     subscribe.add_argument("--timeout", type=float, help="exit with status 1 after this many seconds without a message")
+    subscribe.add_argument("--curve-server-key", dest="curve_server_key", help="the publisher's public key (NAME.key)")
+    subscribe.add_argument("--curve-secret", dest="curve_secret", help="this subscriber's secret key (NAME.key_secret)")
     _common(subscribe)
+
+    keys = sub.add_parser("keys", help="create a CURVE key pair for encrypted, authenticated publishing")
+    keys.add_argument("folder", help="where NAME.key (public) and NAME.key_secret (secret) are written")
+    keys.add_argument("--name", default="segstream", help="file name stem (default segstream)")
+    _common(keys)
+    keys.set_defaults(func=cmd_keys)
     subscribe.set_defaults(func=cmd_subscribe)
 
     evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
@@ -143,7 +156,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "backend", "device", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "backend", "device", "threads", "infer_workers",
             "progress")
     return {k: getattr(args, k, None) for k in keys}
 
@@ -183,7 +196,8 @@ def run(config: RunConfig) -> RunStats:
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
     received = 0
-    with Subscriber(args.endpoint, args.source) as sub:
+    with Subscriber(args.endpoint, args.source, curve_server_key=args.curve_server_key,
+                    curve_secret=args.curve_secret) as sub:
         while args.count is None or received < args.count:
             try:
                 message = sub.recv(timeout=args.timeout)
@@ -196,6 +210,12 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
             sys.stdout.flush()
             received += 1
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    public, secret = create_keys(args.folder, args.name)
+    print(f"public key {public} (give to the other side), secret key {secret} (keep private)")
     return 0
 
 

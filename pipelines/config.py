@@ -59,6 +59,8 @@ class RunConfig(BaseModel):
     classes: list[str] | None = None
     publish: str | None = None
     hwm: int = Field(64, ge=1)
+    curve_secret: str | None = None
+    curve_clients: str | None = None
     save: str | None = None
     export: str | None = None
     max_frames: int | None = Field(None, ge=1)

@@ -94,7 +94,9 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         undo.callback(models.close)
         sinks: list[Sink] = []
         if config.publish:
-            sinks.append(PublishSink(Publisher(config.publish, hwm=config.hwm)))
+            publisher = Publisher(config.publish, hwm=config.hwm, curve_secret=config.curve_secret,
+                                  curve_clients=config.curve_clients)
+            sinks.append(PublishSink(publisher))
             undo.callback(sinks[-1].close)
         ids = [s.source_id for s in sources]
         if config.export:

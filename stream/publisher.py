@@ -9,6 +9,7 @@ import zmq
 
 from .endpoints import parse_endpoint
 from .errors import PublishError
+from .security import secure_server
 from .wire import encode
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,14 @@ class Publisher:
     messages (the end-of-stream message included).
     """
 
-    def __init__(self, endpoint: str, hwm: int = 64, linger_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        hwm: int = 64,
+        linger_ms: int = 1000,
+        curve_secret: str | None = None,
+        curve_clients: str | None = None,
+    ) -> None:
         address, bind = parse_endpoint(endpoint, default_bind=True)
         self.endpoint = address
         self.sent = 0
@@ -33,6 +41,16 @@ class Publisher:
         self._sock = self._ctx.socket(zmq.PUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
+        self._auth = None
+        if curve_secret or curve_clients:
+            if not (curve_secret and curve_clients):
+                self.close()
+                raise PublishError("CURVE needs both the publisher's secret key and the allowed-clients folder")
+            try:
+                self._auth = secure_server(self._ctx, self._sock, curve_secret, curve_clients)
+            except PublishError:
+                self.close()
+                raise
         try:
             if bind:
                 self._sock.bind(address)
@@ -40,7 +58,7 @@ class Publisher:
                 self._sock.connect(address)
         except zmq.ZMQError as err:
             self._sock.close(linger=0)
-            self._ctx.term()
+            self.close()
             verb = "bind" if bind else "connect to"
             raise PublishError(f"cannot {verb} {address}: {err.strerror}; pick a free port or another endpoint") from None
         log.info("publishing on %s (%s)", address, "bind" if bind else "connect")
@@ -58,6 +76,10 @@ class Publisher:
     def close(self) -> None:
         if not self._sock.closed:
             self._sock.close()
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if not self._ctx.closed:
             self._ctx.term()
 
     def __enter__(self) -> Publisher:

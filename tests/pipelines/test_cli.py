@@ -215,3 +215,32 @@ def test_deepsort_with_reid_runs_end_to_end_with_both_models(video, seg_model, p
     objects = [o for line in out.read_text().splitlines() for o in json.loads(line)["objects"]]
     assert objects and {o["track_id"] for o in objects} >= {1}
     assert any(o.get("keypoints") and o.get("mask") for o in objects)
+
+
+@pytest.mark.slow
+def test_curve_publishing_end_to_end(video, seg_model, tmp_path):
+    """`segstream keys`, an encrypted run, an allowed and a refused `segstream subscribe`."""
+    for name in ("server", "robot", "stranger"):
+        assert segstream("keys", tmp_path / name, "--name", name, timeout=30).returncode == 0
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "robot.key").write_bytes((tmp_path / "robot" / "robot.key").read_bytes())
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    server_key = tmp_path / "server" / "server.key"
+
+    def subscriber(name, timeout):
+        return subprocess.Popen([*SEGSTREAM, "subscribe", endpoint, "--count", "5", "--timeout", str(timeout),
+                                 "--curve-server-key", str(server_key),
+                                 "--curve-secret", str(tmp_path / name / f"{name}.key_secret")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+    robot, stranger = subscriber("robot", 20), subscriber("stranger", 8)
+    time.sleep(1.0)
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 60, "--realtime",
+                    "--publish", endpoint, "--curve-secret", tmp_path / "server" / "server.key_secret",
+                    "--curve-clients", allowed)
+    assert run.returncode == 0, run.stderr
+    out, _ = robot.communicate(timeout=30)
+    assert robot.returncode == 0 and len(out.splitlines()) == 5
+    stranger.communicate(timeout=30)
+    assert stranger.returncode == 1  # timed out: nothing was ever decrypted for it

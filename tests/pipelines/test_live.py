@@ -47,3 +47,34 @@ def test_camera_reboot_mid_run_is_published_and_survived(rtsp_server, seg_model)
     assert len(seqs) >= 40 and seqs == sorted(seqs)  # frames after the reboot continue the numbering
     assert messages[-1]["type"] == "eos"
     assert "reconnects:" in out
+
+
+@pytest.mark.slow
+def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose_model, tmp_path):
+    """A 30 fps camera into pose inference on one thread (about 10 fps here):
+    frames are dropped at the entry, never queued, so capture-to-publish
+    latency at the end of the run is what it was at the start."""
+    from conftest import RtspServer
+
+    camera = RtspServer(video, fps=30)
+    camera.start()
+    out = tmp_path / "live.jsonl"
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "run", "--source", camera.url, "--model", str(pose_model),
+             "--threads", "1", "--infer-workers", "1", "--max-frames", "90", "--timeout", "3", "--export", str(out),
+             "--no-progress"],
+            capture_output=True, text=True, cwd=REPO, timeout=180,
+        )
+    finally:
+        camera.kill()
+    assert run.returncode == 0, run.stderr
+    import json
+
+    frames = [json.loads(line) for line in out.read_text().splitlines()]
+    latency = [f["latency_ms"]["total"] for f in frames]
+    seqs = [f["seq"] for f in frames]
+    early, late = sorted(latency[20:40])[10], sorted(latency[-20:])[10]  # medians after the start-up burst
+    assert late < 2 * early + 50, (early, late)  # no build-up
+    assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
+    assert "source " in run.stdout and "dropped: none" not in run.stdout  # and the drops are reported

@@ -1,0 +1,70 @@
+"""ZeroMQ CURVE encryption and authentication for the publisher and its subscribers.
+
+Uses pyzmq's own certificate files and ZAP authenticator (`zmq.auth`), never
+hand-rolled crypto: `segstream keys DIR` writes `NAME.key` (public, give it
+out) and `NAME.key_secret` (keep it). The publisher runs as CURVE server with
+its secret certificate and accepts only clients whose public certificates
+sit in an allowed-clients folder; everything on the wire is encrypted. A
+subscriber needs the server's public key and its own secret certificate; an
+unknown client is refused at the handshake and receives nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from .errors import PublishError
+
+log = logging.getLogger(__name__)
+
+
+def create_keys(folder: str | Path, name: str) -> tuple[Path, Path]:
+    """Write NAME.key and NAME.key_secret into `folder`; returns (public, secret) paths."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        public, secret = zmq.auth.create_certificates(folder, name)
+    except OSError as err:
+        raise PublishError(f"cannot write keys to {folder}: {err.strerror}") from None
+    Path(secret).chmod(0o600)
+    return Path(public), Path(secret)
+
+
+def _load(path: str | Path, need_secret: bool) -> tuple[bytes, bytes | None]:
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as err:
+        raise PublishError(f"cannot read CURVE key {path}: {err}; create keys with `segstream keys DIR`") from None
+    if need_secret and secret is None:
+        raise PublishError(f"{path} holds no secret key: give the NAME.key_secret file, not NAME.key")
+    return public, secret
+
+
+def secure_server(ctx: zmq.Context, sock: zmq.Socket, secret_file: str | Path, clients_dir: str | Path) -> ThreadAuthenticator:
+    """Make `sock` a CURVE server that admits only the public keys found in
+    `clients_dir`. Returns the running authenticator; stop it after the socket closes."""
+    if not Path(clients_dir).is_dir():
+        raise PublishError(f"allowed-clients folder not found: {clients_dir} (put each subscriber's NAME.key there)")
+    public, secret = _load(secret_file, need_secret=True)
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve(domain="*", location=str(clients_dir))
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_server = True
+    log.info("CURVE on: clients allowed from %s", clients_dir)
+    return auth
+
+
+def secure_client(sock: zmq.Socket, server_key_file: str | Path, secret_file: str | Path) -> None:
+    """Make `sock` a CURVE client of the server whose public key is in `server_key_file`."""
+    server_public, _ = _load(server_key_file, need_secret=False)
+    public, secret = _load(secret_file, need_secret=True)
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_serverkey = server_public
