@@ -61,6 +61,8 @@ class RunConfig(BaseModel):
     hwm: int = Field(64, ge=1)
     curve_secret: str | None = None
     curve_clients: str | None = None
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    health_stall: float = Field(30.0, gt=0)
     save: str | None = None
     export: str | None = None
     max_frames: int | None = Field(None, ge=1)

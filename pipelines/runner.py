@@ -11,6 +11,7 @@ the frames already inside drain, so outputs are complete up to the last frame.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -30,6 +31,8 @@ from .sinks import Sink
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
+# Upper bounds (ms) of the latency histogram buckets kept per stage (the last bucket is +Inf).
+LATENCY_BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 
 
 class StageError(SegstreamError):
@@ -64,6 +67,7 @@ class StageStats:
     count: int = 0
     total_ms: float = 0.0
     max_ms: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))  # per bucket, not cumulative
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, ms: float) -> None:
@@ -71,10 +75,16 @@ class StageStats:
             self.count += 1
             self.total_ms += ms
             self.max_ms = max(self.max_ms, ms)
+            self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
 
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.count if self.count else 0.0
+
+    def snapshot(self) -> tuple[list[int], float]:
+        """(per-bucket counts, total ms), consistent with each other."""
+        with self._lock:
+            return list(self.buckets), self.total_ms
 
 
 @dataclass
@@ -82,6 +92,7 @@ class RunStats:
     frames: int = 0
     seconds: float = 0.0
     stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
+    end_to_end: StageStats = field(default_factory=StageStats)  # capture to publish, every frame
     dropped: dict[str, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)
     track_ids: dict[str, set[int]] = field(default_factory=dict)
@@ -205,6 +216,27 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
         return self.stats
+
+    @property
+    def frames_per_source(self) -> dict[str, int]:
+        return dict(self._frames_per_source)
+
+    @property
+    def queues(self) -> dict[str, StageQueue]:
+        return dict(self._queues)
+
+    def health(self, stall_s: float) -> tuple[bool, dict[str, Any]]:
+        """Healthy unless a stage failed or a live source has been stalled or
+        reconnecting for longer than `stall_s` seconds. Returns (ok, details)."""
+        now = time.monotonic()
+        sources = {}
+        ok = not self._errors
+        for source in self.sources:
+            down_s = 0.0 if source.down_since is None else now - source.down_since
+            bad = source.status in ("stalled", "reconnecting") and down_s > stall_s
+            ok = ok and not bad
+            sources[source.source_id] = {"status": source.status, "down_s": round(down_s, 1), "healthy": not bad}
+        return ok, {"healthy": ok, "sources": sources, "errors": [str(e) for e in self._errors]}
 
     def _fail(self, stage: str, err: BaseException) -> None:
         if not self._abort.is_set():
@@ -356,6 +388,7 @@ class Pipeline:
                 t = time.perf_counter()
                 frame, dets = packet.frame, packet.detections
                 message = frame_message(frame, dets, self.models.class_names, packet.timings)
+                self.stats.end_to_end.add(message["latency_ms"]["total"])
                 for sink in self.sinks:
                     sink.write(frame, dets, message)
                 stats.add((time.perf_counter() - t) * 1000.0)

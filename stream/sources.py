@@ -57,6 +57,8 @@ class Source:
     fps: float | None = None
     frame_count: int | None = None
     reconnects: int = 0
+    status: str = "file"  # live sources: connected | stalled | reconnecting | ended
+    down_since: float | None = None  # live sources: monotonic time they stopped delivering, if they have
 
     def __init__(self, source_id: str) -> None:
         self.source_id = source_id
@@ -188,7 +190,7 @@ class LiveSource(Source):
         self.reconnect = reconnect and opener is not None
         self.backoff = backoff
         self.reconnects = 0
-        self.status = "connected"
+        self.status = ""
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._cap = cap
@@ -210,6 +212,10 @@ class LiveSource(Source):
         return events
 
     def _set_status(self, status: str, detail: str) -> None:
+        if status == "connected":
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = time.monotonic()  # stalled, reconnecting or ended since then
         self.status = status
         event = StatusEvent(self.source_id, status, detail, self._seq - 1, time.time(), self.reconnects)
         self._events.append(event)

@@ -2,6 +2,9 @@
 the camera reboots mid-run, the pipeline keeps going, subscribers are told
 (`reconnecting`, then `connected`) and frame numbers continue."""
 
+import json
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -60,21 +63,23 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     camera.start()
     out = tmp_path / "live.jsonl"
     try:
-        run = subprocess.run(
+        run = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "run", "--source", camera.url, "--model", str(pose_model),
-             "--threads", "1", "--infer-workers", "1", "--max-frames", "90", "--timeout", "3", "--export", str(out),
-             "--no-progress"],
-            capture_output=True, text=True, cwd=REPO, timeout=180,
+             "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--export", str(out), "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
+        time.sleep(20)  # start-up, then about 15 s of a camera three times faster than inference
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
     finally:
         camera.kill()
-    assert run.returncode == 0, run.stderr
-    import json
-
+    assert run.returncode == 130, stderr  # interrupted, cleanly
     frames = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(frames) >= 30, len(frames)
     latency = [f["latency_ms"]["total"] for f in frames]
     seqs = [f["seq"] for f in frames]
-    early, late = sorted(latency[20:40])[10], sorted(latency[-20:])[10]  # medians after the start-up burst
+    third = len(frames) // 3
+    early, late = statistics.median(latency[5:third]), statistics.median(latency[-third:])  # skip the start-up burst
     assert late < 2 * early + 50, (early, late)  # no build-up
     assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
-    assert "source " in run.stdout and "dropped: none" not in run.stdout  # and the drops are reported
+    assert "dropped: none" not in stdout  # and the drops are reported

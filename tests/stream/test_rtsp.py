@@ -48,7 +48,8 @@ def test_a_restarted_camera_is_reconnected_and_numbers_continue(rtsp_server):
     assert src.reconnects >= 1
     assert frames == sorted(frames) and len(set(frames)) == len(frames)  # numbering continues, never restarts
     gap = max(b - a for a, b in zip(frames, frames[1:]))
-    assert gap <= 2  # no frame numbers are invented for the time the camera was away
+    assert gap < 10  # 1.5 s away at 10 fps would be 15: no numbers are invented for the outage
+    # (smaller gaps are frames the freshest-frame policy skipped while this loop was busy)
 
 
 def test_a_stalled_camera_is_reported_then_recovers(rtsp_server):
