@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from threadpoolctl import threadpool_limits
 
-from stream.errors import SegstreamError
+from stream.errors import SegstreamError, SourceError
 from stream.sources import Source
 from stream.types import Detections, Frame
 from stream.wire import frame_message, status_message
@@ -215,6 +215,9 @@ class Pipeline:
             self.stats.reconnects = {s.source_id: s.reconnects for s in self.sources if s.is_live}
         if self._errors:
             raise self._errors[0]
+        problems = [s.problem for s in self.sources if s.problem]
+        if problems:  # raised after every output was finalised, so they are valid up to the last good frame
+            raise SourceError("; ".join(problems))
         return self.stats
 
     @property

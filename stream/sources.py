@@ -59,6 +59,9 @@ class Source:
     reconnects: int = 0
     status: str = "file"  # live sources: connected | stalled | reconnecting | ended
     down_since: float | None = None  # live sources: monotonic time they stopped delivering, if they have
+    # Set when the iteration ended early on bad data (a truncated file): the frames
+    # before it were good and are delivered; the caller reports this after them.
+    problem: str | None = None
 
     def __init__(self, source_id: str) -> None:
         self.source_id = source_id
@@ -128,6 +131,10 @@ class VideoFileSource(Source):
             if not ok:
                 if index == 0:
                     raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")
+                if self.frame_count and index < self.frame_count - 1:  # containers may overstate by a frame
+                    self.problem = (f"video file {self.path} ended at frame {index} of {self.frame_count}: truncated "
+                                    "or corrupt; outputs hold the frames before it")
+                    log.debug(self.problem)  # reported once, by whoever iterates (the pipeline: at the end)
                 return
             index += 1
             yield self._make_frame(image, pts)

@@ -153,6 +153,29 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, video, seg_model, make_args
     assert "Traceback" not in run.stderr
 
 
+def test_truncated_video_finishes_its_outputs_then_fails(video, seg_model, tmp_path):
+    """Half a file: the frames before the damage are processed and exported
+    completely, then one line says what happened, with a non-zero exit."""
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[:3_000_000])
+    out = tmp_path / "out.jsonl"
+    run = segstream("run", "--source", cut, "--model", seg_model, "--export", out, timeout=120)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cut.avi ended at frame" in lines[0] and "truncated" in lines[0], run.stderr
+    frames = [json.loads(line) for line in out.read_text().splitlines()]  # every line is whole JSON
+    assert len(frames) > 100 and [f["seq"] for f in frames] == list(range(len(frames)))
+
+
+def test_publish_port_in_use_is_one_line_error(video, seg_model):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    from stream.publisher import Publisher
+
+    with Publisher(endpoint):
+        run = segstream("run", "--source", video, "--model", seg_model, "--publish", endpoint, timeout=60)
+    assert run.returncode == 2 and "cannot bind" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
 def test_unwritable_output_is_one_line_error(video, seg_model, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -54,6 +54,32 @@ def test_connecting_publisher_with_binding_subscriber():
         assert got is not None and got["source"] == "cam"
 
 
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_memory_stays_bounded_with_a_stalled_subscriber():
+    """A connected subscriber that never reads: ZeroMQ queues up to the
+    high-water marks and then drops for it, so memory stops growing."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    big = message("cam0", 0)
+    big["objects"] = big["objects"] * 200  # about 20 KB per message, like a busy frame with masks
+    with Publisher(endpoint, hwm=16) as pub, Subscriber(endpoint, hwm=16) as stalled:
+        time.sleep(0.3)
+        assert stalled.recv(timeout=0.1) is None  # subscribed, and from here on never reads
+        for seq in range(1000):  # warm up: fill the queues and the allocator
+            pub.publish({**big, "seq": seq})
+        before = rss_mb()
+        for seq in range(1000, 6000):
+            pub.publish({**big, "seq": seq})
+        after = rss_mb()
+        assert after - before < 20, (before, after)  # 5000 more messages (100 MB) did not accumulate
+        assert stalled.recv(timeout=1) is not None  # it was connected all along: the backlog is bounded, not lost
+
+
 def test_port_in_use_is_a_one_line_error():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with Publisher(endpoint):
