@@ -19,6 +19,19 @@ def collect(source, seconds, events, frames):
     events.extend(e.status for e in source.pop_status())
 
 
+def through_fault(source, fault, seconds=12):
+    """Run `fault()` in the background while collecting from `source` (fast
+    backoff for the test); returns (frame numbers, status changes)."""
+    frames, events = [], []
+    source.backoff = (0.2, 1.0)
+    threading.Thread(target=fault, daemon=True).start()
+    try:
+        collect(source, seconds, events, frames)
+    finally:
+        source.close()
+    return frames, events
+
+
 def test_frames_arrive_with_increasing_numbers(rtsp_server):
     frames, events = [], []
     with open_source(rtsp_server.url, timeout=3) as src:
@@ -29,21 +42,14 @@ def test_frames_arrive_with_increasing_numbers(rtsp_server):
 
 
 def test_a_restarted_camera_is_reconnected_and_numbers_continue(rtsp_server):
-    frames, events = [], []
-    src = open_source(rtsp_server.url, timeout=2)
-    src.backoff = (0.2, 1.0)
-
     def reboot():
         time.sleep(2.0)
         rtsp_server.kill()
         time.sleep(1.5)
         rtsp_server.start()
 
-    threading.Thread(target=reboot, daemon=True).start()
-    try:
-        collect(src, 12, events, frames)
-    finally:
-        src.close()
+    src = open_source(rtsp_server.url, timeout=2)
+    frames, events = through_fault(src, reboot)
     assert "reconnecting" in events and events.count("connected") >= 2, events
     assert src.reconnects >= 1
     assert frames == sorted(frames) and len(set(frames)) == len(frames)  # numbering continues, never restarts
@@ -53,21 +59,13 @@ def test_a_restarted_camera_is_reconnected_and_numbers_continue(rtsp_server):
 
 
 def test_a_stalled_camera_is_reported_then_recovers(rtsp_server):
-    frames, events = [], []
-    src = open_source(rtsp_server.url, timeout=1.5)
-    src.backoff = (0.2, 1.0)
-
     def stall():
         time.sleep(2.0)
         rtsp_server.pause()  # the TCP connection stays open, nothing is sent
         time.sleep(3.5)
         rtsp_server.resume()
 
-    threading.Thread(target=stall, daemon=True).start()
-    try:
-        collect(src, 12, events, frames)
-    finally:
-        src.close()
+    frames, events = through_fault(open_source(rtsp_server.url, timeout=1.5), stall)
     assert "stalled" in events and events.index("stalled") < len(events) - 1, events
     after = events[events.index("stalled"):]
     assert "connected" in after  # recovered
@@ -75,11 +73,10 @@ def test_a_stalled_camera_is_reported_then_recovers(rtsp_server):
 
 
 def test_without_reconnect_a_lost_camera_ends_the_stream(rtsp_server):
-    frames, events = [], []
-    src = open_source(rtsp_server.url, timeout=2, reconnect=False)
-    threading.Timer(1.5, rtsp_server.kill).start()
-    try:
-        collect(src, 20, events, frames)  # returns when the stream ends, well before 20 s
-    finally:
-        src.close()
+    def lose():
+        time.sleep(1.5)
+        rtsp_server.kill()
+
+    # returns when the stream ends, well before 20 s
+    _, events = through_fault(open_source(rtsp_server.url, timeout=2, reconnect=False), lose, seconds=20)
     assert events[-1] == "ended" and "reconnecting" not in events
