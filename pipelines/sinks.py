@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import cv2
 
 from stream.errors import OutputError
 from stream.publisher import Publisher
@@ -68,7 +67,9 @@ class _TextSink(Sink):
         prepare_output(path)
         self.path = path
         try:
-            self._file = open(path, "w", encoding="utf-8")
+            # Line-buffered: every frame's lines reach the file as written, so a killed
+            # run leaves an export that is valid up to its last frame.
+            self._file = open(path, "w", encoding="utf-8", buffering=1)
         except OSError as err:
             raise OutputError(f"cannot write {path}: {err.strerror}") from None
 
@@ -91,25 +92,51 @@ class MotSink(_TextSink):
 
 
 class VideoSink(Sink):
-    """Annotated mp4, opened at the first frame's size."""
+    """Annotated video (PyAV, MPEG-4 part 2), opened at the first frame's size.
+
+    MP4 files are written fragmented (a key frame and a fragment every second),
+    so a run that is killed outright, power cut included, still leaves a file
+    that plays up to its last second; `close()` finishes it cleanly."""
+
+    FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
     def __init__(self, path: str, fps: float, class_names: Sequence[str]) -> None:
         prepare_output(path)
         self.path = path
         self.fps = fps
         self.class_names = class_names
-        self._writer: cv2.VideoWriter | None = None
+        self._container: Any = None
+        self._stream: Any = None
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+
+        options = self.FRAGMENTED if Path(self.path).suffix.lower() in (".mp4", ".m4v", ".mov") else {}
+        try:
+            self._container = av.open(self.path, "w", options=options)
+            stream = self._container.add_stream("mpeg4", rate=Fraction(self.fps).limit_denominator(1001))
+        except (av.FFmpegError, ValueError) as err:
+            raise OutputError(f"cannot write video {self.path}: {err}; use a .mp4 path in a writable folder") from None
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = 4_000_000
+        stream.options = {"g": str(max(1, round(self.fps)))}  # a key frame, hence a fragment, every second
+        self._stream = stream
 
     def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
-        if self._writer is None:
-            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (frame.width, frame.height))
-            if not self._writer.isOpened():
-                raise OutputError(f"cannot write video {self.path}: use a .mp4 path in a writable folder")
-        self._writer.write(annotate(frame.image, dets, self.class_names))
+        import av
+
+        if self._container is None:
+            self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
+        image = annotate(frame.image, dets, self.class_names)[: self._stream.height, : self._stream.width]
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            self._container.mux(packet)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        if self._container is not None:
+            for packet in self._stream.encode():  # flush the encoder
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
 
 
 class PerSourceSink(Sink):

@@ -267,3 +267,45 @@ def test_curve_publishing_end_to_end(video, seg_model, tmp_path):
     assert robot.returncode == 0 and len(out.splitlines()) == 5
     stranger.communicate(timeout=30)
     assert stranger.returncode == 1  # timed out: nothing was ever decrypted for it
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_a_playable_video_and_a_valid_export(video, seg_model, tmp_path):
+    """SIGKILL, no chance to clean up: the fragmented mp4 plays up to about its
+    last second and every line of the line-buffered export is whole JSON."""
+    import cv2
+
+    saved, export = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    run = subprocess.Popen([*SEGSTREAM, "run", "--source", video, "--model", seg_model, "--realtime",
+                            "--save", saved, "--export", export, "--no-progress"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not export.exists() or len(export.read_text().splitlines()) < 40):
+        time.sleep(0.2)
+    run.kill()
+    run.wait()
+    lines = export.read_text().splitlines()
+    assert len(lines) >= 40
+    assert [json.loads(line)["seq"] for line in lines] == list(range(len(lines)))
+    cap = cv2.VideoCapture(str(saved))
+    playable = 0
+    while cap.read()[0]:
+        playable += 1
+    assert playable >= len(lines) - 25  # all but the last, unfinished fragment (10 frames a second here)
+
+
+def test_a_second_run_binds_the_same_endpoint_right_away(video, seg_model):
+    """A restart right after a run that had a connected subscriber: no
+    "address in use" from the closed connection, and the subscriber hears both."""
+    from stream.subscriber import Subscriber
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Subscriber(endpoint) as sub:
+        for _ in range(2):
+            run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 30, "--realtime",
+                            "--publish", endpoint)
+            assert run.returncode == 0, run.stderr
+            eos = None
+            while eos is None and (m := sub.recv(timeout=2)) is not None:
+                eos = m if m["type"] == "eos" else None
+            assert eos is not None
