@@ -40,6 +40,7 @@ DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
+    p.add_argument("--sources-file", dest="sources_file", help="a text file with one source per line (many cameras)")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
     p.add_argument("--tracker", choices=["sort", "byte", "deepsort", "none"],
                    help="byte (default: BYTE association, the best on MOT15), deepsort (appearance cascade), "
@@ -160,7 +161,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
+    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
             "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "threads", "infer_workers",
             "progress")
     return {k: getattr(args, k, None) for k in keys}

@@ -77,6 +77,26 @@ class RunConfig(BaseModel):
     reconnect: bool = True
     progress: bool = True
 
+    sources_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_sources_file(cls, data: Any) -> Any:
+        """`sources_file`: one source per line (blank lines and # comments skipped), added to `source`."""
+        if not isinstance(data, dict) or not data.get("sources_file"):
+            return data
+        path = Path(data["sources_file"])
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as err:
+            raise ValueError(f"sources_file: cannot read {path} ({err.strerror})") from None
+        listed = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not listed:
+            raise ValueError(f"sources_file: {path} lists no sources (one per line)")
+        given = data.get("source") or []
+        given = [given] if isinstance(given, str) else list(given)
+        return {**data, "source": given + listed}
+
     @field_validator("source", "model", "classes", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:

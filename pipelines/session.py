@@ -82,7 +82,9 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
     with contextlib.ExitStack() as undo:
         sources = []
         for spec, source_id in zip(config.source, unique_source_ids(config.source)):
-            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect)
+            # With several sources a camera that is down at start is retried, not fatal to the others.
+            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect,
+                              wait_for_live=len(config.source) > 1)
             undo.callback(src.close)
             sources.append(src)
         layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources))

@@ -183,7 +183,7 @@ class LiveSource(Source):
 
     def __init__(
         self,
-        cap: cv2.VideoCapture,
+        cap: cv2.VideoCapture | None,
         source_id: str,
         name: str,
         read_timeout: float,
@@ -198,7 +198,7 @@ class LiveSource(Source):
         self.backoff = backoff
         self.reconnects = 0
         self.status = ""
-        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap is not None else 0.0
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._cap = cap
         self._opener = opener
@@ -207,7 +207,8 @@ class LiveSource(Source):
         self._latest: Frame | None = None
         self._ended = False
         self._closing = threading.Event()
-        self._set_status("connected", "opened")
+        if cap is not None:
+            self._set_status("connected", "opened")
         self._thread = threading.Thread(target=self._read_loop, name=f"capture-{source_id}", daemon=True)
         self._thread.start()
 
@@ -231,6 +232,8 @@ class LiveSource(Source):
 
     def _read_loop(self) -> None:
         try:
+            if self._cap is None and not self._reopen():  # not reachable at start: keep trying
+                return
             while not self._closing.is_set():
                 started = time.monotonic()
                 ok, image = self._cap.read()
@@ -247,7 +250,8 @@ class LiveSource(Source):
                 if not self._reopen():
                     break
         finally:
-            self._cap.release()
+            if self._cap is not None:
+                self._cap.release()
             self._set_status("ended", "closed" if self._closing.is_set() else "stream ended")
             with self._cond:
                 self._ended = True
@@ -263,7 +267,9 @@ class LiveSource(Source):
     def _reopen(self) -> bool:
         """Retry with capped exponential backoff until reconnected (True) or closed (False)."""
         assert self._opener is not None
-        self._cap.release()
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
         delay, attempt = self.backoff[0], 0
         while True:
             attempt += 1
@@ -305,6 +311,20 @@ class LiveSource(Source):
         self._thread.join(timeout=self.read_timeout + 1)
 
 
+def _open_live(
+    opener: Callable[[], cv2.VideoCapture], source_id: str, name: str, timeout: float, reconnect: bool,
+    wait_for_live: bool, problem: str,
+) -> LiveSource:
+    cap = opener()
+    if cap.isOpened():
+        return LiveSource(cap, source_id, name, timeout, opener, reconnect)
+    cap.release()
+    if not (wait_for_live and reconnect):
+        raise SourceError(problem)
+    log.warning("%s; retrying in the background", problem)
+    return LiveSource(None, source_id, name, timeout, opener, reconnect=True)
+
+
 def _open_stream(url: str, rtsp_transport: str, timeout: float) -> cv2.VideoCapture:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)]
     key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -328,30 +348,29 @@ def open_source(
     rtsp_transport: str = "tcp",
     timeout: float = 10.0,
     reconnect: bool = True,
+    wait_for_live: bool = False,
 ) -> Source:
     """Open a source from what a user types after `--source`.
 
     `spec` is a webcam index ("0"), a URL (rtsp://, http://, ...), a video
     file, an image file, a folder of images or a glob ("frames/*.jpg").
-    A live source must open now (else `SourceError`); later losses are
-    reconnected (see `LiveSource`) unless `reconnect` is False.
+    A live source must open now (else `SourceError`) unless `wait_for_live`,
+    which starts it unconnected and retrying (one dead camera among several
+    must not stop the others); later losses are reconnected (see
+    `LiveSource`) unless `reconnect` is False.
     """
     source_id = source_id or default_source_id(spec)
     if spec.isdigit():
         opener = partial(cv2.VideoCapture, int(spec))
-        cap = opener()
-        if not cap.isOpened():
-            raise SourceError(f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`")
-        return LiveSource(cap, source_id, f"webcam {spec}", timeout, opener, reconnect)
+        problem = f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`"
+        return _open_live(opener, source_id, f"webcam {spec}", timeout, reconnect, wait_for_live, problem)
     scheme = urlparse(spec).scheme.lower()
     if "://" in spec:
         if scheme not in STREAM_SCHEMES:
             raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
         opener = partial(_open_stream, spec, rtsp_transport, timeout)
-        cap = opener()
-        if not cap.isOpened():
-            raise SourceError(f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials")
-        return LiveSource(cap, source_id, f"stream {spec}", timeout, opener, reconnect)
+        problem = f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials"
+        return _open_live(opener, source_id, f"stream {spec}", timeout, reconnect, wait_for_live, problem)
     if any(ch in spec for ch in "*?["):
         files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)

@@ -83,3 +83,46 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     assert late < 2 * early + 50, (early, late)  # no build-up
     assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
     assert "dropped: none" not in stdout  # and the drops are reported
+
+
+@pytest.mark.slow
+def test_a_dead_camera_among_several_does_not_stop_the_others(rtsp_server, video, seg_model, tmp_path):
+    """Two cameras from a sources file, one of them down at start: the other
+    publishes at once, the dead one reports `reconnecting`, and once it comes up
+    its frames flow on its own topic with its own track ids."""
+    from conftest import RtspServer
+
+    late = RtspServer(video)
+    sources = tmp_path / "cams.txt"
+    sources.write_text(f"# two cameras\n{rtsp_server.url}\n{late.url}\n")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    seen: dict[str, list] = {}
+    with Subscriber(endpoint) as sub:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--sources-file", str(sources), "--model", str(seg_model),
+             "--publish", endpoint, "--timeout", "2", "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        try:
+            deadline, started_late = time.monotonic() + 60, False
+            while time.monotonic() < deadline:
+                msg = sub.recv(timeout=1.0)
+                if msg is None:
+                    assert run.poll() is None, run.stderr.read()
+                    continue
+                seen.setdefault(msg["source"], []).append(msg)
+                frames = {s: [m for m in ms if m["type"] == "frame"] for s, ms in seen.items()}
+                if not started_late and len(frames.get("127.0.0.1_stream", [])) >= 10:
+                    late.start()  # the dead camera comes up while the other one runs
+                    started_late = True
+                if len(frames.get("127.0.0.1_stream-2", [])) >= 5:
+                    break
+        finally:
+            run.send_signal(signal.SIGINT)
+            run.communicate(timeout=30)
+            late.kill()
+    first, second = seen["127.0.0.1_stream"], seen["127.0.0.1_stream-2"]
+    assert sum(m["type"] == "frame" for m in first) >= 10
+    assert [m["status"] for m in second if m["type"] == "status"][:1] == ["reconnecting"]
+    assert sum(m["type"] == "frame" for m in second) >= 5
+    assert run.returncode == 130
