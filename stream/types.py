@@ -113,10 +113,14 @@ class Detections:
         if not isinstance(index, slice):
             index = np.asarray(index)
             index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.intp, copy=False)
-            if len(index) == len(self) and np.array_equal(index, np.arange(len(self))):
-                return self._rows({name: getattr(self, name) for name in _COLUMNS})  # share the arrays, copy nothing
-            # np.take is many times faster than fancy indexing on (N, H, W) masks.
-            return self._rows({name: _take(getattr(self, name), index) for name in _COLUMNS})
+            if (len(index) and 0 <= index[0] and index[-1] < len(self) and index[-1] - index[0] + 1 == len(index)
+                    and (np.diff(index) == 1).all()):
+                # A run of consecutive rows (trackers usually keep a prefix of the
+                # score-ordered detections): views, so (N, H, W) masks are not copied.
+                index = slice(int(index[0]), int(index[-1]) + 1)
+            else:
+                # np.take is many times faster than fancy indexing on (N, H, W) masks.
+                return self._rows({name: _take(getattr(self, name), index) for name in _COLUMNS})
         return self._rows({name: _view(getattr(self, name), index) for name in _COLUMNS})
 
     @classmethod

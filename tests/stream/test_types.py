@@ -45,6 +45,15 @@ def test_slicing_keeps_columns_aligned(index):
     np.testing.assert_array_equal(s.xyxy, d.xyxy[[0, 2]])
 
 
+def test_selecting_consecutive_rows_shares_the_masks_and_still_checks_bounds():
+    """Trackers keep a run of rows every frame: that must not copy full-frame masks."""
+    d = make()
+    s = d[np.array([1, 2])]
+    assert s.track_ids.tolist() == [2, 3] and np.shares_memory(s.masks, d.masks)
+    with pytest.raises(IndexError):
+        d[np.array([1, 2, 3])]
+
+
 def test_int_index_returns_one_row_detections():
     assert len(make()[1]) == 1
 
