@@ -7,10 +7,13 @@ about the runtime.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -56,23 +59,126 @@ class Backend(ABC):
 
 BackendFactory = Callable[..., Backend]
 
+ORDER = ("tensorrt", "torch", "onnxruntime")  # what `auto` tries on a GPU, best first
 
-def _onnxruntime(path: str, device: str, threads: int | None) -> Backend:
+
+def _onnxruntime(path: str, device: str, threads: int | None, build: Any) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, device=device, threads=threads)
 
 
-# Name -> factory. `auto` takes the first of PREFERENCE (TensorRT and torch join it later).
-BACKENDS: dict[str, BackendFactory] = {"onnxruntime": _onnxruntime}
-PREFERENCE = ["onnxruntime"]
+def _tensorrt(path: str, device: str, threads: int | None, build: Any) -> Backend:
+    from .tensorrt_backend import TensorRTBackend, ensure_engine, options_for_model
+
+    options, metadata = options_for_model(path, build)
+    return TensorRTBackend(ensure_engine(path, options, device), device, metadata)
 
 
-def load_backend(path: str, backend: str = "auto", device: str = "cpu", threads: int | None = None) -> Backend:
-    """Load `path` with the named backend (or the first available one for `auto`)."""
+def _torch(path: str, device: str, threads: int | None, build: Any) -> Backend:
+    from .torch_backend import TorchBackend
+
+    half = build is not None and build.precision != "fp32" and device != "cpu"
+    return TorchBackend(path, device=device, half=half, threads=threads)
+
+
+BACKENDS: dict[str, BackendFactory] = {"tensorrt": _tensorrt, "torch": _torch, "onnxruntime": _onnxruntime}
+
+
+class Capabilities:
+    """What this machine can run, probed lazily (importing torch or TensorRT
+    costs seconds, so a CPU-only run never does)."""
+
+    @cached_property
+    def cuda(self) -> bool:
+        # Without any sign of an NVIDIA driver, do not import torch just to hear "no".
+        hints = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/etc/nv_tegra_release")
+        if not any(Path(h).exists() for h in hints) or importlib.util.find_spec("torch") is None:
+            return False
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    @cached_property
+    def tensorrt(self) -> bool:
+        return importlib.util.find_spec("tensorrt") is not None
+
+    @cached_property
+    def torch_onnx(self) -> bool:
+        """onnx2torch imports, which also needs a torchvision that matches torch."""
+        try:
+            import onnx2torch  # noqa: F401
+        except Exception:  # noqa: BLE001 - a broken torchvision raises RuntimeError, not ImportError
+            return False
+        return True
+
+    @cached_property
+    def onnxruntime_cuda(self) -> bool:
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+MISSING = {
+    "tensorrt": "TensorRT is not installed (pip install 'segstream[trt]')",
+    "torch": "onnx2torch with a matching torchvision is not installed (pip install 'segstream[torch]')",
+}
+
+
+def choose_backend(backend: str, device: str, caps: Any = None) -> tuple[str, str, str]:
+    """(backend, device, why) for a request. `auto` on a GPU takes TensorRT,
+    then torch, then ONNX Runtime's CUDA provider; without a GPU, ONNX Runtime
+    on the CPU. An explicit backend or device this machine cannot serve falls
+    back the same way, with the reason in `why` (logged as a warning)."""
     if backend != "auto" and backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}: choose auto or one of {', '.join(BACKENDS)}")
-    names = PREFERENCE if backend == "auto" else [backend]
-    loaded = BACKENDS[names[0]](path, device, threads)
-    log.info("loaded %s with %s on %s", path, loaded.name, device)
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ModelError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    caps = caps or Capabilities()
+    notes: list[str] = []
+    if device == "cpu":
+        if backend == "torch" and caps.torch_onnx:
+            return "torch", "cpu", "asked for torch on cpu"
+        if backend in ("tensorrt", "torch"):
+            notes.append(f"{backend} on cpu is not possible" if backend == "tensorrt" else MISSING["torch"])
+        return "onnxruntime", "cpu", "; ".join(notes) or ("asked for" if backend != "auto" else "device cpu")
+    gpu = device if device.startswith("cuda") else "cuda"
+    if not caps.cuda:
+        return "onnxruntime", "cpu", "no NVIDIA GPU found (no driver, or torch.cuda.is_available() is False)"
+    wanted = list(ORDER) if backend == "auto" else [backend] + [b for b in ORDER if b != backend]
+    for name in wanted:
+        if name == "tensorrt" and not caps.tensorrt:
+            notes.append(MISSING["tensorrt"])
+        elif name == "torch" and not caps.torch_onnx:
+            notes.append(MISSING["torch"])
+        elif name == "onnxruntime" and not caps.onnxruntime_cuda:
+            notes.append("onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+        else:
+            chosen = "asked for" if name == backend else "best available"
+            return name, gpu, "; ".join(notes + [chosen]) if notes else chosen
+    return "onnxruntime", "cpu", "; ".join(notes)
+
+
+def load_backend(
+    path: str, backend: str = "auto", device: str = "auto", threads: int | None = None, build: Any = None
+) -> Backend:
+    """Load `path` with the backend `choose_backend` picks; `build` (BuildOptions)
+    sets TensorRT's precision and batch profile and torch's fp16."""
+    name, dev, why = choose_backend(backend, device)
+    fell_back = (backend != "auto" and name != backend) or (device.startswith("cuda") and dev == "cpu")
+    if fell_back:
+        log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
+    loaded = BACKENDS[name](path, dev, threads, build)
+    log.info("%s: %s on %s (%s)", Path(path).name, loaded.name, dev, why)
     return loaded
+
+
+def imgsz_of(metadata: dict[str, str]) -> tuple[int, int]:
+    """The export's image size from Ultralytics metadata ('[640, 640]'), else 640x640."""
+    import json
+
+    try:
+        size = [int(v) for v in json.loads(metadata.get("imgsz", "[640, 640]"))]
+    except (ValueError, TypeError):
+        size = [640, 640]
+    return (size[0], size[-1])

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from stream.errors import ConfigError
-from stream.types import Detections, Frame
+from stream.types import Detections, Frame, LabelMap
 
 from .backend import Backend, load_backend
+from .engine_cache import BuildOptions
+from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
 from .yolo import PostprocessConfig, YoloAdapter, make_adapter
@@ -46,11 +48,18 @@ class Model:
         iou: float = 0.7,
         classes: Sequence[str] | None = None,
         backend: str = "auto",
-        device: str = "cpu",
+        device: str = "auto",
         threads: int | None = None,
+        build: BuildOptions | None = None,
+        semantic: SemanticConfig | None = None,
     ) -> Model:
-        runtime = load_backend(path, backend, device, threads)
-        adapter = make_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
+        runtime = load_backend(path, backend, device, threads, build)
+        logits = semantic_output(runtime.outputs)
+        adapter: Any
+        if logits is not None and len(runtime.inputs) == 1:
+            adapter = SemanticAdapter(runtime.inputs[0], logits, runtime.metadata, semantic or SemanticConfig(), path)
+        else:
+            adapter = make_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
         if classes:
             adapter.restrict_classes(class_ids_for(classes, adapter.class_names, path))
         return cls(runtime, adapter, path)
@@ -70,10 +79,11 @@ class Model:
     def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
         return self.backend.infer(prepared.feed)
 
-    def postprocess(self, outputs: dict[str, np.ndarray], prepared: Prepared) -> Detections:
+    def postprocess(self, outputs: dict[str, np.ndarray], prepared: Prepared) -> Any:
+        """`Detections`, or a `LabelMap` for a semantic model."""
         return self.adapter.postprocess(outputs, prepared.letterbox)
 
-    def __call__(self, frame: Frame) -> Detections:
+    def __call__(self, frame: Frame) -> Any:
         prepared = self.preprocess(frame)
         return self.postprocess(self.infer(prepared), prepared)
 
@@ -97,16 +107,22 @@ def class_ids_for(names: Sequence[str], class_names: Sequence[str], source: str)
 
 class ModelSet:
     """Several models on the same frame; pose persons are fused onto the first
-    model's persons. Usable on its own like a `Model`."""
+    model's persons, and at most one semantic model adds a label map.
+    Usable on its own like a `Model`."""
 
     def __init__(self, models: Sequence[Model]) -> None:
         if not models:
             raise ConfigError("model: at least one --model is needed")
         self.models = list(models)
-        primary = [m for m in self.models if m.task != "pose"]
+        semantic = [m for m in self.models if m.task == "semantic"]
+        if len(semantic) > 1:
+            raise ConfigError(f"model: at most one semantic model, got {', '.join(m.path for m in semantic)}")
+        self.semantic_model = semantic[0] if semantic else None
+        objects = [m for m in self.models if m.task != "semantic"]
+        primary = [m for m in objects if m.task != "pose"]
         # Output class ids are the primary model's; a pose-only run uses the pose model's.
-        self.primary = primary[0] if primary else self.models[0]
-        self.class_names = self.primary.class_names
+        self.primary = primary[0] if primary else (objects[0] if objects else None)
+        self.class_names = self.primary.class_names if self.primary else []
 
     def preprocess(self, frame: Frame) -> list[Prepared]:
         return [m.preprocess(frame) for m in self.models]
@@ -115,14 +131,23 @@ class ModelSet:
         return [m.infer(p) for m, p in zip(self.models, prepared)]
 
     def postprocess(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> Detections:
-        results = [m.postprocess(o, p) for m, o, p in zip(self.models, outputs, prepared)]
-        main = [r for m, r in zip(self.models, results) if m is self.primary or m.task != "pose"]
+        """The objects of the frame (semantic models are left to `semantic`)."""
+        results = [m.postprocess(o, p) if m.task != "semantic" else None for m, o, p in zip(self.models, outputs, prepared)]
+        main = [r for m, r in zip(self.models, results)
+                if m.task != "semantic" and (m is self.primary or m.task != "pose")]
         fused = Detections.concat(main)
         person = _person_id(self.class_names)
         for model, result in zip(self.models, results):
             if model.task == "pose" and model is not self.primary:
                 fused = fuse_keypoints(fused, result, person, _person_id(model.class_names))
         return fused
+
+    def semantic(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> LabelMap | None:
+        """The semantic model's label map of the frame, if one runs."""
+        for m, o, p in zip(self.models, outputs, prepared):
+            if m is self.semantic_model:
+                return m.postprocess(o, p)
+        return None
 
     def __call__(self, frame: Frame) -> Detections:
         prepared = self.preprocess(frame)
@@ -139,12 +164,14 @@ def load_models(
     iou: float = 0.7,
     classes: Sequence[str] | None = None,
     backend: str = "auto",
-    device: str = "cpu",
+    device: str = "auto",
     threads: int | None = None,
+    build: BuildOptions | None = None,
+    semantic: SemanticConfig | None = None,
 ) -> ModelSet:
     """Load every model; `classes` filters each model to the names it has, and a
-    name no model has is an error."""
-    models = [Model.load(p, conf, iou, None, backend, device, threads) for p in paths]
+    name no model has is an error. `build` is for GPU backends (precision, batch)."""
+    models = [Model.load(p, conf, iou, None, backend, device, threads, build, semantic) for p in paths]
     if classes:
         known = {n for m in models for n in m.class_names}
         for name in classes:

@@ -19,7 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from stream.errors import SegstreamError, SourceError
+from engines.backend import choose_backend
+from engines.engine_cache import BuildOptions, ShapeProfile
+from engines.hub import resolve_model
+from engines.tensorrt_backend import ensure_engine, options_for_model
+from stream.errors import ModelError, SegstreamError, SourceError
 from stream.security import create_keys
 from stream.subscriber import Subscriber
 from stream.wire import WireError
@@ -54,6 +58,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--classes", help="comma-separated class names or ids to keep, e.g. person,car")
+    p.add_argument("--labels", help="class names of a semantic model, one per line (default: from the model)")
+    p.add_argument("--panoptic", action="store_true", default=None,
+                   help="fuse a semantic model's stuff with the instance model's tracked things into a panoptic map")
     p.add_argument("--publish", help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 (prefix > to connect)")
     p.add_argument("--save", help="write an annotated video (.mp4)")
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
@@ -64,8 +71,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait when opening a stream, and without a frame before it counts as stalled (default 10)")
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
                    help="end a live source when its connection is lost instead of reconnecting with backoff")
-    p.add_argument("--backend", choices=["auto", "onnxruntime"])
-    p.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"],
+                   help="auto (default): TensorRT, then torch on CUDA, then onnxruntime (CUDA, then CPU)")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="on GPUs: fp16 (default), fp32, int8 (--calib)")
+    p.add_argument("--batch", type=int, help="frames per engine call across sources (default 1)")
+    p.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
@@ -119,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
+    build = sub.add_parser("build", help="compile a model to a TensorRT engine for this GPU (cached; run uses it)")
+    build.add_argument("model", help="ONNX model")
+    precision = build.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="FP16 (default)")
+    precision.add_argument("--fp32", action="store_const", const="fp32", dest="precision")
+    precision.add_argument("--int8", action="store_const", const="int8", dest="precision", help="INT8, with --calib")
+    build.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
+    build.add_argument("--batch", type=int, default=1, help="largest batch the engine accepts (default 1)")
+    build.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
+    _common(build)
+    build.set_defaults(func=cmd_build)
+
     demo = sub.add_parser("demo", help="run on the sample video with the sample seg + pose models")
     demo.add_argument("--assets", default=None, help="assets folder (default $SEGSTREAM_ASSETS or ../shared/assets)")
     demo.add_argument("--publish", default="tcp://127.0.0.1:5555")
@@ -162,9 +185,12 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "threads", "infer_workers",
-            "progress")
-    return {k: getattr(args, k, None) for k in keys}
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "calib", "threads", "infer_workers",
+            "progress", "panoptic")
+    out = {k: getattr(args, k, None) for k in keys}
+    if getattr(args, "labels", None):
+        out["semantic"] = {"labels": args.labels}
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -250,6 +276,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for seq in [*sequences, "COMBINED"]:
         s = scores[seq]
         print(f"{seq:<24}{s.hota:>7.1f}{s.mota:>7.1f}{s.idf1:>7.1f}{s.id_switches:>6}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Prebuild the engine `run` would build, with visible progress; without
+    TensorRT or a GPU, say so in one line and what `run` will use instead."""
+    options = BuildOptions(args.precision or "fp16", ShapeProfile(1, args.batch, args.batch), calib=args.calib)
+    path = resolve_model(args.model)
+    name, device, why = choose_backend("tensorrt", args.device)
+    if name != "tensorrt":
+        raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
+    options, _ = options_for_model(path, options)
+    engine = ensure_engine(path, options, device)
+    print(f"engine ready: {engine}")
     return 0
 
 

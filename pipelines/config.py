@@ -41,6 +41,17 @@ class DeepSortConfig(BaseModel):
     n_init: int = Field(3, ge=1)
 
 
+class SemanticSettings(BaseModel):
+    """For semantic models whose ONNX file does not carry these in its metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: list[float] | None = Field(None, min_length=3, max_length=3)
+    std: list[float] | None = Field(None, min_length=3, max_length=3)
+    input_size: list[int] | None = Field(None, min_length=2, max_length=2)
+    labels: str | None = None  # text file, one class name per line
+    min_stuff_area: int = Field(4096, ge=0)  # panoptic: smaller stuff regions are dropped
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +68,8 @@ class RunConfig(BaseModel):
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[str] | None = None
+    semantic: SemanticSettings = SemanticSettings()
+    panoptic: bool = False
     publish: str | None = None
     hwm: int = Field(64, ge=1)
     curve_secret: str | None = None
@@ -67,8 +80,11 @@ class RunConfig(BaseModel):
     export: str | None = None
     max_frames: int | None = Field(None, ge=1)
     realtime: bool = False
-    backend: Literal["auto", "onnxruntime"] = "auto"
-    device: str = "cpu"
+    backend: Literal["auto", "tensorrt", "torch", "onnxruntime"] = "auto"
+    device: str = "auto"
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"  # on GPUs (TensorRT, torch); the CPU runs the file as is
+    batch: int = Field(1, ge=1, le=64)
+    calib: str | None = None
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)
     queue_size: int = Field(2, ge=1)
@@ -110,6 +126,25 @@ class RunConfig(BaseModel):
         if self.cmc and self.tracker != "byte":
             raise ValueError("cmc: camera motion compensation needs tracker: byte")
         return self
+
+    @model_validator(mode="after")
+    def _labels_exist(self) -> RunConfig:
+        if self.semantic.labels and not Path(self.semantic.labels).is_file():
+            raise ValueError(f"semantic.labels: file not found: {self.semantic.labels}")
+        return self
+
+    @model_validator(mode="after")
+    def _int8_needs_calib(self) -> RunConfig:
+        if self.precision == "int8" and not self.calib:
+            raise ValueError("precision: int8 needs calib (--calib VIDEO_OR_IMAGE_DIR, frames like the deployment's)")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu") and not (value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
+            raise ValueError(f"device: {value!r} is not auto, cpu, cuda or cuda:N")
+        return value
 
     @model_validator(mode="after")
     def _reid_needs_model(self) -> RunConfig:
@@ -164,7 +199,11 @@ def load_config(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: must be a mapping of key: value, got {type(loaded).__name__}")
         data.update(loaded or {})
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        # A flag inside a section (--labels -> semantic.labels) keeps the section's other YAML keys.
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     try:
         return schema.model_validate(data)
     except ValidationError as err:

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from stream.errors import SegstreamError, SourceError
 from stream.sources import Source
-from stream.types import Detections, Frame
+from stream.types import Detections, Frame, LabelMap, PanopticMap
 from stream.wire import frame_message, status_message
 
 from .queues import EMPTY, END, POLL_S, Aborted, StageQueue
@@ -54,6 +54,8 @@ class Packet:
     prepared: Any = None
     outputs: Any = None
     detections: Detections | None = None
+    semantic: LabelMap | None = None
+    panoptic: PanopticMap | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -144,6 +146,7 @@ class Pipeline:
         infer_workers: int = 1,
         make_camera_motion: Callable[[], Any] | None = None,
         embed: Callable[[Any, Detections], Any] | None = None,
+        panoptic: Callable[[LabelMap, Detections], PanopticMap] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -165,6 +168,7 @@ class Pipeline:
         self._trackers: dict[str, Any] = {}
         self.make_camera_motion = make_camera_motion
         self.embed = embed
+        self.panoptic = panoptic
         self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
@@ -322,6 +326,8 @@ class Pipeline:
 
     def _postprocess(self, p: Packet) -> None:
         p.detections = self.models.postprocess(p.outputs, p.prepared)
+        if getattr(self.models, "semantic_model", None) is not None:
+            p.semantic = self.models.semantic(p.outputs, p.prepared)
         if self.embed is not None:
             p.detections = p.detections.with_(embeddings=self.embed(p.frame.image, p.detections))
         p.prepared = p.outputs = None  # free the input blobs and raw outputs early
@@ -353,8 +359,12 @@ class Pipeline:
             self._fail("track", err)
 
     def _track(self, p: Packet) -> None:
-        if self.make_tracker is None:
-            return
+        if self.make_tracker is not None:
+            self._update_tracker(p)
+        if self.panoptic is not None and p.semantic is not None:
+            p.panoptic = self.panoptic(p.semantic, p.detections)  # after tracking: things carry their track ids
+
+    def _update_tracker(self, p: Packet) -> None:
         sid = p.frame.source_id
         tracker = self._trackers.get(sid)
         if tracker is None:
@@ -390,7 +400,8 @@ class Pipeline:
                     break
                 t = time.perf_counter()
                 frame, dets = packet.frame, packet.detections
-                message = frame_message(frame, dets, self.models.class_names, packet.timings)
+                message = frame_message(frame, dets, self.models.class_names, packet.timings,
+                                        semantic=packet.semantic, panoptic=packet.panoptic)
                 self.stats.end_to_end.add(message["latency_ms"]["total"])
                 for sink in self.sinks:
                     sink.write(frame, dets, message)

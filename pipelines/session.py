@@ -12,14 +12,19 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from engines.appearance import color_embeddings
+from engines.engine_cache import BuildOptions, ShapeProfile
 from engines.hub import resolve_model
-from engines.model import load_models
+from engines.model import ModelSet, load_models
+from engines.panoptic import fuse_panoptic, stuff_class_ids
 from engines.reid import ReidEmbedder
+from engines.semantic import SemanticConfig
+from stream.errors import ConfigError
 from stream.publisher import Publisher
 from stream.sources import default_source_id, open_source
+from stream.types import Detections, LabelMap, PanopticMap
 from tracking.byte import ByteTracker
 from tracking.cmc import CameraMotion
 from tracking.deepsort import DeepSort
@@ -54,6 +59,32 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
     if live or cpus == 1:
         return InferenceLayout(1, None)
     return InferenceLayout(cpus + 1, 1)
+
+
+def build_options(config: RunConfig) -> BuildOptions:
+    """What GPU backends compile for: precision and a batch profile (TensorRT
+    reads the input size from the model)."""
+    return BuildOptions(config.precision, ShapeProfile(1, config.batch, config.batch), calib=config.calib)
+
+
+def semantic_config(config: RunConfig) -> SemanticConfig:
+    s = config.semantic
+    return SemanticConfig(
+        tuple(s.mean) if s.mean else None, tuple(s.std) if s.std else None,  # type: ignore[arg-type]
+        tuple(s.input_size) if s.input_size else None, s.labels,  # type: ignore[arg-type]
+    )
+
+
+def make_panoptic(config: RunConfig, models: ModelSet) -> Callable[[LabelMap, Detections], PanopticMap] | None:
+    """The panoptic fusion step, checked against the models that were loaded."""
+    if not config.panoptic:
+        return None
+    if models.semantic_model is None or models.primary is None or models.primary.task != "segment":
+        raise ConfigError("panoptic: needs a semantic model and an instance segmentation model (two --model flags)")
+    things = models.class_names
+    stuff = stuff_class_ids(models.semantic_model.class_names, things)
+    min_area = config.semantic.min_stuff_area
+    return lambda semantic, dets: fuse_panoptic(semantic, dets, things, stuff, min_stuff_area=min_area)
 
 
 def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
@@ -91,7 +122,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         log.info("inference: %d frame(s) in flight, %s runtime thread(s) each", layout.workers, layout.threads or "default")
         models = load_models(
             [resolve_model(m) for m in config.model], config.conf, config.iou, config.classes,
-            config.backend, config.device, layout.threads,
+            config.backend, config.device, layout.threads, build_options(config), semantic_config(config),
         )
         undo.callback(models.close)
         sinks: list[Sink] = []
@@ -116,6 +147,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             infer_workers=layout.workers,
             make_camera_motion=CameraMotion if config.cmc else None,
             embed=make_embedder(config, layout.threads),
+            panoptic=make_panoptic(config, models),
         )
         undo.pop_all()
     return pipeline, progress

@@ -4,10 +4,10 @@ from .errors import ConfigError, ModelError, OutputError, PublishError, Segstrea
 from .publisher import Publisher
 from .sources import Source, open_source
 from .subscriber import Subscriber
-from .types import NUM_KEYPOINTS, Detections, Frame
+from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment
 from .wire import WireError
 
 __all__ = [
-    "ConfigError", "Detections", "Frame", "ModelError", "NUM_KEYPOINTS", "OutputError", "PublishError", "Publisher",
+    "ConfigError", "Detections", "Frame", "LabelMap", "ModelError", "PanopticMap", "Segment", "NUM_KEYPOINTS", "OutputError", "PublishError", "Publisher",
     "SegstreamError", "Source", "SourceError", "Subscriber", "WireError", "open_source",
 ]

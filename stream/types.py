@@ -174,4 +174,37 @@ class Detections:
 
 _COLUMNS = tuple(f.name for f in fields(Detections))
 
-__all__ = ["Frame", "Detections", "NUM_KEYPOINTS"]
+
+@dataclass(eq=False)
+class LabelMap:
+    """A semantic segmentation of one frame: a class id per pixel, at frame
+    resolution, and the names of the classes."""
+
+    labels: np.ndarray  # (H, W) uint8 or uint16
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 2 or self.labels.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"LabelMap.labels must be an (H, W) uint8/uint16 array, got {self.labels.shape} {self.labels.dtype}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One entry of a panoptic segment table. `track_id` is set for tracked things."""
+
+    id: int
+    category: str
+    isthing: bool
+    area: int
+    track_id: int | None = None
+
+
+@dataclass(eq=False)
+class PanopticMap:
+    """Every pixel's segment id (0: unlabelled) and the table describing each segment."""
+
+    segment_ids: np.ndarray  # (H, W) uint16
+    segments: list[Segment]
+
+
+__all__ = ["Frame", "Detections", "LabelMap", "PanopticMap", "Segment", "NUM_KEYPOINTS"]

@@ -9,16 +9,18 @@ segstream; masks travel as COCO compressed RLE, the format every COCO tool
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
 from typing import Any, Mapping, Sequence
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
 from .errors import PublishError
-from .types import Detections, Frame
+from .types import Detections, Frame, LabelMap, PanopticMap
 
 SCHEMA_VERSION = 1
 MESSAGE_TYPES = ("frame", "eos", "status")
@@ -78,14 +80,51 @@ def _round(values: np.ndarray, digits: int = 2) -> list:
     return np.round(values.astype(np.float64), digits).tolist()
 
 
+def label_map_to_png(labels: np.ndarray) -> dict[str, Any]:
+    """(H, W) uint8/uint16 ids -> `{"size", "format": "png", "data": base64}`.
+    PNG is lossless, compresses label maps ~50x, and every language reads it."""
+    ok, png = cv2.imencode(".png", labels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise PublishError(f"cannot PNG-encode a {labels.shape} {labels.dtype} label map")
+    return {"size": [int(labels.shape[0]), int(labels.shape[1])], "format": "png",
+            "data": base64.b64encode(png.tobytes()).decode("ascii")}
+
+
+def png_to_label_map(payload: Mapping[str, Any]) -> np.ndarray:
+    """The inverse of `label_map_to_png` -> (H, W) uint8 or uint16."""
+    if payload.get("format") != "png":
+        raise WireError(f"label map format {payload.get('format')!r} is not 'png'")
+    try:
+        raw = np.frombuffer(base64.b64decode(payload["data"], validate=True), np.uint8)
+    except (KeyError, ValueError, TypeError):
+        raise WireError("label map data is not base64") from None
+    labels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    if labels is None or list(labels.shape) != list(payload.get("size", [])):
+        raise WireError(f"label map does not decode to its size {payload.get('size')}")
+    return labels
+
+
+def semantic_payload(semantic: LabelMap) -> dict[str, Any]:
+    return {**label_map_to_png(semantic.labels), "classes": list(semantic.class_names)}
+
+
+def panoptic_payload(panoptic: PanopticMap) -> dict[str, Any]:
+    segments = [{"id": s.id, "category": s.category, "isthing": s.isthing, "area": s.area, "track_id": s.track_id}
+                for s in panoptic.segments]
+    return {**label_map_to_png(panoptic.segment_ids), "segments": segments}
+
+
 def frame_message(
     frame: Frame,
     dets: Detections,
     class_names: Sequence[str],
     latency_ms: Mapping[str, float] | None = None,
     t_publish: float | None = None,
+    semantic: LabelMap | None = None,
+    panoptic: PanopticMap | None = None,
 ) -> dict[str, Any]:
-    """Build the JSON-able message for one processed frame."""
+    """Build the JSON-able message for one processed frame (with the semantic
+    and panoptic maps when a semantic model runs)."""
     n = len(dets)
     boxes = _round(dets.xyxy)
     scores = _round(dets.scores, 4)
@@ -114,7 +153,7 @@ def frame_message(
     t_pub = time.time() if t_publish is None else t_publish
     latency = {k: round(float(v), 3) for k, v in (latency_ms or {}).items()}
     latency["total"] = round((t_pub - frame.t_capture) * 1000.0, 3)
-    return {
+    message = {
         "schema": SCHEMA_VERSION,
         "type": "frame",
         "source": frame.source_id,
@@ -127,6 +166,11 @@ def frame_message(
         "latency_ms": latency,
         "objects": objects,
     }
+    if semantic is not None:
+        message["semantic"] = semantic_payload(semantic)
+    if panoptic is not None:
+        message["panoptic"] = panoptic_payload(panoptic)
+    return message
 
 
 def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:

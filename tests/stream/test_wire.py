@@ -126,3 +126,17 @@ def test_decoder_never_crashes_on_random_json(message):
         decode([b"x/", json.dumps(message).encode()])
     except WireError:
         pass
+
+
+def test_label_maps_round_trip_losslessly_at_8_and_16_bits():
+    """Semantic (uint8) and panoptic (uint16) maps reach a subscriber pixel for pixel."""
+    from stream.wire import label_map_to_png, png_to_label_map
+
+    rng = np.random.default_rng(0)
+    for labels in (rng.integers(0, 21, (48, 64), dtype=np.uint8), rng.integers(0, 3000, (48, 64), dtype=np.uint16)):
+        payload = label_map_to_png(labels)
+        assert payload["size"] == [48, 64] and payload["format"] == "png"
+        decoded = png_to_label_map(json.loads(json.dumps(payload)))
+        assert decoded.dtype == labels.dtype and np.array_equal(decoded, labels)
+    with pytest.raises(WireError, match="not base64"):
+        png_to_label_map({"format": "png", "size": [1, 1], "data": "***"})

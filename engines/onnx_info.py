@@ -1,0 +1,49 @@
+"""Inputs and metadata of an ONNX file without creating a runtime session.
+
+Backends that compile the graph themselves (TensorRT, torch) still need what
+the adapters read from the file: input shapes and Ultralytics' metadata
+(class names, imgsz, kpt_shape).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stream.errors import ModelError
+
+from .backend import TensorSpec
+
+_ONNX_DTYPES = {1: "float32", 10: "float16", 2: "uint8", 7: "int64", 6: "int32"}
+
+
+def _specs(values: list) -> list[TensorSpec]:
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        out.append(TensorSpec(v.name, shape, _ONNX_DTYPES.get(t.elem_type, "float32")))
+    return out
+
+
+def load_onnx(path: str):  # -> onnx.ModelProto
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError("reading ONNX files for this backend needs the onnx package: pip install onnx") from None
+    if not Path(path).is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return onnx.load(path, load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise ModelError(f"cannot load model {path}: not a valid ONNX model ({type(err).__name__})") from None
+
+
+def onnx_inputs_and_metadata(path: str) -> tuple[list[TensorSpec], dict[str, str]]:
+    model = load_onnx(path)
+    initialisers = {i.name for i in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initialisers]
+    return _specs(inputs), {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_outputs(path: str) -> list[TensorSpec]:
+    return _specs(list(load_onnx(path).graph.output))

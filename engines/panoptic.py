@@ -1,0 +1,107 @@
+"""Panoptic fusion: a semantic model's stuff + an instance model's things.
+
+Follows the panoptic segmentation definition (Kirillov et al., 2019) and the
+usual heuristic combination (Detectron2's `combine_semantic_and_instance_outputs`):
+- every pixel gets at most one segment (no overlaps); 0 means unlabelled;
+- things come from the instance masks, best score first; an instance whose
+  mask is mostly (more than `overlap`) covered by better ones is dropped,
+  otherwise it takes its still-free pixels;
+- stuff comes from the semantic map, per class, on the pixels things left
+  free; stuff regions smaller than `min_stuff_area` pixels are dropped;
+- semantic pixels of thing classes that no instance claimed stay unlabelled
+  (a "person" region without a person instance is not a segment).
+
+Pure numpy, one pass over instances and one over the stuff classes present.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Collection, Sequence
+
+import numpy as np
+
+from stream.types import Detections, LabelMap, PanopticMap, Segment
+
+# Classes that mean "nothing here" in common label sets.
+VOID_NAMES = frozenset({"background", "__background__", "unlabeled", "unlabelled", "void", "ignore"})
+# Pascal VOC spellings of COCO thing classes, so a VOC semantic model and a COCO instance model agree.
+ALIASES = {"aeroplane": "airplane", "motorbike": "motorcycle", "diningtable": "dining table",
+           "pottedplant": "potted plant", "sofa": "couch", "tvmonitor": "tv"}
+
+
+def _norm(name: str) -> str:
+    name = ALIASES.get(name.lower(), name.lower())
+    return re.sub(r"[\s_\-]+", "", name)
+
+
+def _box_regions(xyxy: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(N, 4) integer (y0, y1, x0, x1) windows covering each box, clipped to the frame."""
+    r = np.stack([np.floor(xyxy[:, 1]), np.ceil(xyxy[:, 3]) + 1, np.floor(xyxy[:, 0]), np.ceil(xyxy[:, 2]) + 1], axis=1)
+    return np.clip(r, 0, [h, h, w, w]).astype(np.int64)
+
+
+def stuff_class_ids(semantic_names: Sequence[str], thing_names: Collection[str]) -> list[int]:
+    """Semantic classes that are stuff: neither void nor a thing class of the instance model."""
+    things = {_norm(n) for n in thing_names}
+    return [i for i, n in enumerate(semantic_names) if n.lower() not in VOID_NAMES and _norm(n) not in things]
+
+
+def fuse_panoptic(
+    semantic: LabelMap,
+    dets: Detections,
+    thing_names: Sequence[str],
+    stuff_ids: Collection[int] | None = None,
+    overlap: float = 0.5,
+    min_stuff_area: int = 4096,
+) -> PanopticMap:
+    """One panoptic map from a semantic map and the (tracked) instances of
+    the same frame. `thing_names` are the instance model's class names (for
+    `dets.class_ids`); `stuff_ids` the semantic classes to keep as stuff
+    (default: `stuff_class_ids`)."""
+    h, w = semantic.labels.shape
+    ids = np.zeros((h, w), np.uint16)
+    segments: list[Segment] = []
+    categories: list[tuple[str, bool, int | None]] = []
+
+    if dets.masks is not None and len(dets):
+        if dets.masks.shape[1:] != (h, w):
+            raise ValueError(f"instance masks are {dets.masks.shape[1:]}, the semantic map is {(h, w)}")
+        regions = _box_regions(dets.xyxy, h, w)
+        for i in np.argsort(-dets.scores, kind="stable"):
+            mask = dets.masks[i]
+            area = int(np.count_nonzero(mask))
+            if area == 0:
+                continue
+            # Work inside the box when the mask lies in it (instance masks do), else on the whole frame.
+            y0, y1, x0, x1 = regions[i]
+            if int(np.count_nonzero(mask[y0:y1, x0:x1])) != area:
+                y0, y1, x0, x1 = 0, h, 0, w
+            window = ids[y0:y1, x0:x1]
+            free = mask[y0:y1, x0:x1] & (window == 0)
+            kept = int(np.count_nonzero(free))
+            if kept == 0 or (area - kept) / area > overlap:
+                continue
+            cid = int(dets.class_ids[i])
+            name = thing_names[cid] if 0 <= cid < len(thing_names) else str(cid)
+            track = int(dets.track_ids[i]) if dets.track_ids is not None and dets.track_ids[i] >= 0 else None
+            categories.append((name, True, track))
+            window[free] = len(categories)
+
+    # Stuff: one segment per kept class, assigned in one pass through a class -> segment table.
+    stuff = set(stuff_class_ids(semantic.class_names, thing_names) if stuff_ids is None else stuff_ids)
+    free = ids == 0
+    free_labels = semantic.labels[free]
+    present = np.bincount(free_labels, minlength=len(semantic.class_names))
+    segment_of_class = np.zeros(len(present), np.uint16)
+    for cid in np.flatnonzero(present >= max(min_stuff_area, 1)):
+        if int(cid) in stuff:
+            name = semantic.class_names[cid] if cid < len(semantic.class_names) else str(cid)
+            categories.append((name, False, None))
+            segment_of_class[cid] = len(categories)
+    ids[free] = segment_of_class[free_labels]
+
+    areas = np.bincount(ids.ravel(), minlength=len(categories) + 1)
+    for seg_id, (name, isthing, track) in enumerate(categories, start=1):
+        segments.append(Segment(seg_id, name, isthing, int(areas[seg_id]), track))
+    return PanopticMap(ids, segments)

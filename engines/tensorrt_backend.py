@@ -1,0 +1,322 @@
+"""TensorRT 10 backend: compile an ONNX file once per device, then run it.
+
+Kept thin on purpose. Building: parse the ONNX file, set precision flags, one
+optimisation profile, a timing cache shared by all builds on this GPU, and a
+progress monitor (builds take minutes on a Jetson). Running: the name-based
+tensor API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`) on a
+CUDA stream, with device buffers allocated once as torch CUDA tensors at the
+profile's largest shapes; outputs are copied out before `infer` returns.
+
+Engines are cached by engines/engine_cache.py (model hash, TensorRT version,
+GPU, precision, shapes). This module imports `tensorrt` and `torch` only
+when used, so the rest of segstream works without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from stream.errors import ModelError
+
+from .backend import Backend, TensorSpec
+from .engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
+
+log = logging.getLogger(__name__)
+
+
+def import_tensorrt() -> Any:
+    """The `tensorrt` module, or a one-line error that says how to get it."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise ModelError(
+            "TensorRT is not installed: pip install 'segstream[trt]' on a machine with an NVIDIA GPU "
+            "(Jetson: use JetPack's python3-libnvinfer)"
+        ) from None
+    return trt
+
+
+def device_info(trt: Any, device: str = "cuda") -> DeviceInfo:
+    """TensorRT version and GPU of `device`, as the engine cache keys them."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ModelError("TensorRT needs an NVIDIA GPU, and torch sees none (torch.cuda.is_available() is False)")
+    index = torch.device(device).index or 0
+    return DeviceInfo(trt.__version__, torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index)))
+
+
+def profile_for(input_shape: tuple[int | None, ...], batch: int, default_hw: tuple[int, int]) -> ShapeProfile:
+    """The optimisation profile for an NCHW input whose dims are ints or None
+    (dynamic): a dynamic batch axis gets 1..`batch`, a fixed one must fit
+    `batch`, dynamic height/width get `default_hw` (the model's imgsz)."""
+    if len(input_shape) != 4:
+        raise ModelError(f"expected an NCHW image input, got shape {list(input_shape)}")
+    n, _, h, w = input_shape
+    if n is not None and n != batch:
+        raise ModelError(
+            f"the model's batch axis is fixed at {n}, so it cannot run batches of {batch}: "
+            "export it with a dynamic batch (Ultralytics: dynamic=True) or use --batch 1"
+        )
+    hw = (h if h is not None else default_hw[0], w if w is not None else default_hw[1])
+    return ShapeProfile(1 if n is None else n, batch, batch, hw, hw, hw)
+
+
+def options_for_model(path: str, build: BuildOptions | None) -> tuple[BuildOptions, dict[str, str]]:
+    """`build` with its shape profile filled in from the ONNX file's input
+    (static dims as they are, dynamic ones from the export's imgsz), and the
+    file's metadata for the adapters."""
+    from .backend import imgsz_of
+    from .onnx_info import onnx_inputs_and_metadata
+
+    inputs, metadata = onnx_inputs_and_metadata(path)
+    options = build or BuildOptions()
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: expected one image input, got {[i.name for i in inputs]}")
+    profile = profile_for(inputs[0].shape, options.profile.max_batch, imgsz_of(metadata))
+    return replace(options, profile=profile), metadata
+
+
+def _progress_monitor(trt: Any, write: Callable[[str], None]) -> Any:
+    """A `trt.IProgressMonitor` that prints each build phase and its steps."""
+
+    class Progress(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self._steps[phase_name] = num_steps
+            indent = "  " if parent_phase else ""
+            write(f"{indent}{phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            total = self._steps.get(phase_name, 0)
+            if total >= 10 and (step + 1) % max(total // 10, 1) == 0:
+                write(f"    {phase_name}: {step + 1}/{total}")
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            self._steps.pop(phase_name, None)
+
+    return Progress()
+
+
+def _calibrator(trt: Any, batches: Iterable[np.ndarray], cache_path: Path) -> Any:
+    """An entropy calibrator fed with preprocessed frames (N, 3, H, W) float32."""
+    import torch
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self._batches: Iterator[np.ndarray] = iter(batches)
+            self._device: Any = None
+            self._size = 1
+
+        def get_batch_size(self) -> int:
+            return self._size
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            self._size = len(batch)
+            self._device = torch.from_numpy(np.ascontiguousarray(batch)).cuda()  # kept alive until the next call
+            return [int(self._device.data_ptr())]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache_path.read_bytes() if cache_path.is_file() else None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            cache_path.write_bytes(bytes(cache))
+
+    return Calibrator()
+
+
+def build_serialized(
+    trt: Any,
+    onnx_path: str,
+    options: BuildOptions,
+    timing_cache: Path,
+    calib_batches: Iterable[np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> bytes:
+    """Compile `onnx_path` to a serialized engine; updates the timing cache file."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)) or "unknown error"
+        raise ModelError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    if options.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 (not fp32) where a layer cannot quantise
+
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        minimum, optimum, maximum = options.profile.shapes(int(tensor.shape[1]))
+        profile.set_shape(tensor.name, minimum, optimum, maximum)
+    config.add_optimization_profile(profile)
+
+    if options.precision == "int8":
+        if calib_batches is None:
+            raise ModelError("int8 needs calibration frames: give --calib VIDEO_OR_IMAGE_DIR")
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = _calibrator(trt, calib_batches, timing_cache.with_suffix(".calib"))
+        config.set_calibration_profile(profile)
+
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    if progress is not None:
+        config.progress_monitor = _progress_monitor(trt, progress)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"TensorRT could not build {onnx_path} ({options.precision}); rerun with --debug for its log")
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def ensure_engine(
+    onnx_path: str,
+    options: BuildOptions,
+    device: str = "cuda",
+    cache: EngineCache | None = None,
+    calib_batches: Callable[[ShapeProfile], Iterable[np.ndarray]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The cached engine for this model, device and options, built first if needed.
+
+    A miss is explained in one line (new model, changed file, other GPU or
+    TensorRT version) and rebuilt; nothing is ever reused across devices."""
+    trt = import_tensorrt()
+    if not Path(onnx_path).is_file():
+        raise ModelError(f"model file not found: {onnx_path}")
+    cache = cache or EngineCache()
+    info = device_info(trt, device)
+    found, why = cache.lookup(onnx_path, info, options)
+    if found is not None:
+        log.info("using cached TensorRT engine %s", found)
+        return found
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    say(f"{why} ({options.precision}, {info.describe()}); this can take minutes")
+    batches = None
+    if options.precision == "int8":
+        from .calibration import calibration_batches
+
+        make = calib_batches or (lambda profile: calibration_batches(options.calib or "", profile, options.calib_frames))
+        batches = make(options.profile)
+    data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say)
+    path = cache.store(onnx_path, info, options, data)
+    say(f"engine saved to {path}")
+    return path
+
+
+class TensorRTBackend(Backend):
+    """Runs a serialized TensorRT engine on one GPU.
+
+    `infer` takes and returns numpy arrays (one host-to-device copy per input
+    from pinned memory, outputs copied back); `infer_device` takes torch CUDA
+    tensors and returns torch CUDA tensors, for the GPU data path that
+    letterboxes and assembles masks on the GPU."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_path: Path, device: str = "cuda", metadata: dict[str, str] | None = None) -> None:
+        import torch
+
+        trt = import_tensorrt()
+        self._torch = torch
+        self.device = torch.device(device)
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self._runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        if self.engine is None:
+            raise ModelError(f"cannot load TensorRT engine {engine_path}: delete it and it will be rebuilt")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(self.device)
+        self.metadata = metadata or {}
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+
+        def spec(n: str) -> TensorSpec:
+            shape = tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(n))
+            return TensorSpec(n, shape, dtypes[n].name)
+
+        self.inputs = [spec(n) for n in names if is_input[n]]
+        self.outputs = [spec(n) for n in names if not is_input[n]]
+        # Allocate once, at the largest shapes of profile 0: set every input to its max, read the outputs' shapes.
+        self._buffers: dict[str, Any] = {}
+        for s in self.inputs:
+            biggest = tuple(self.engine.get_tensor_profile_shape(s.name, 0)[2])
+            self.context.set_input_shape(s.name, biggest)
+            self._buffers[s.name] = torch.empty(int(np.prod(biggest)), dtype=_torch_dtype(torch, dtypes[s.name]),
+                                                device=self.device)
+        for s in self.outputs:
+            biggest = tuple(self.context.get_tensor_shape(s.name))
+            self._buffers[s.name] = torch.empty(int(np.prod(biggest)), dtype=_torch_dtype(torch, dtypes[s.name]),
+                                                device=self.device)
+        self._pinned: dict[str, Any] = {}
+
+    def _bind(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """Set input shapes and tensor addresses; -> views of the buffers with this call's shapes."""
+        views = {}
+        for name, shape in shapes.items():
+            self.context.set_input_shape(name, shape)
+            views[name] = self._buffers[name][: int(np.prod(shape))].view(shape)
+        for s in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(s.name))
+            views[s.name] = self._buffers[s.name][: int(np.prod(shape))].view(shape)
+        for name, view in views.items():
+            self.context.set_tensor_address(name, view.data_ptr())
+        return views
+
+    def _run(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise ModelError("TensorRT execution failed")
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        views = self._bind({n: tuple(a.shape) for n, a in feed.items()})
+        with torch.cuda.stream(self.stream):
+            for name, array in feed.items():
+                pinned = self._pinned.get(name)
+                if pinned is None or pinned.numel() < array.size:
+                    pinned = self._pinned[name] = torch.empty(self._buffers[name].numel(),
+                                                              dtype=self._buffers[name].dtype).pin_memory()
+                host = pinned[: array.size].view(array.shape)
+                host.numpy()[...] = array
+                views[name].copy_(host, non_blocking=True)
+            self._run()
+            out = {s.name: views[s.name].to("cpu", non_blocking=False) for s in self.outputs}
+        return {name: t.numpy() for name, t in out.items()}
+
+    def infer_device(self, feed: dict[str, Any]) -> dict[str, Any]:
+        """Torch CUDA tensors in, torch CUDA tensors out (cloned: the buffers are reused next call)."""
+        torch = self._torch
+        views = self._bind({n: tuple(t.shape) for n, t in feed.items()})
+        with torch.cuda.stream(self.stream):
+            for name, tensor in feed.items():
+                views[name].copy_(tensor, non_blocking=True)
+            self._run()
+            out = {s.name: views[s.name].clone() for s in self.outputs}
+        self.stream.synchronize()
+        return out
+
+    def close(self) -> None:
+        for attr in ("context", "engine", "_buffers", "_pinned"):
+            self.__dict__.pop(attr, None)
+
+
+def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype

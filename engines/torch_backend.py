@@ -1,0 +1,102 @@
+"""PyTorch backend: the ONNX graph converted to a torch module (onnx2torch).
+
+For NVIDIA GPUs without TensorRT: the same .onnx file the other backends
+run, executed by PyTorch on CUDA, optionally in FP16 and replayed as a CUDA
+graph (one launch per frame instead of one per layer, which is most of the
+time a small model spends on a big GPU). Works on the CPU too, which is how
+it is tested on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from stream.errors import ModelError
+
+from .backend import Backend
+from .onnx_info import load_onnx, onnx_inputs_and_metadata, onnx_outputs
+
+log = logging.getLogger(__name__)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(
+        self, path: str, device: str = "cpu", half: bool = False, cuda_graph: bool = False, threads: int | None = None
+    ) -> None:
+        import torch
+
+        try:
+            from onnx2torch import convert
+        except Exception as err:  # noqa: BLE001 - a torchvision that does not match torch raises RuntimeError
+            raise ModelError(f"the torch backend needs onnx2torch and a torchvision matching torch ({err})") from None
+        self._torch = torch
+        self.inputs, self.metadata = onnx_inputs_and_metadata(path)
+        self.outputs = onnx_outputs(path)
+        try:
+            module = convert(load_onnx(path))
+        except Exception as err:  # noqa: BLE001 - an unsupported operator, typically
+            raise ModelError(f"cannot convert {path} to torch: {str(err).splitlines()[0][:200]}") from None
+        self.device = torch.device(device)
+        if half and self.device.type == "cpu":
+            log.warning("fp16 on the CPU is slower than fp32: running %s in fp32", path)
+            half = False
+        self.dtype = torch.float16 if half else torch.float32
+        self.module = module.eval().to(self.device, self.dtype)
+        self.cuda_graph = cuda_graph and self.device.type == "cuda"
+        self._graph: Any = None
+        self._static_in: dict[str, Any] = {}
+        self._static_out: list[Any] = []
+        self._names = [o.name for o in self.outputs]
+        self.path = path
+
+    def _forward(self, tensors: list[Any]) -> list[Any]:
+        out = self.module(*tensors)
+        return list(out) if isinstance(out, (tuple, list)) else [out]
+
+    def infer_device(self, feed: dict[str, Any]) -> dict[str, Any]:
+        """Torch tensors (on this device) in, torch tensors out (float32, owned by the caller)."""
+        torch = self._torch
+        tensors = [feed[s.name].to(self.device, self.dtype, non_blocking=True) for s in self.inputs]
+        with torch.inference_mode():
+            if self.cuda_graph:
+                outs = self._replay(tensors)
+            else:
+                outs = self._forward(tensors)
+            return {n: t.float().clone() if self.cuda_graph else t.float() for n, t in zip(self._names, outs)}
+
+    def _replay(self, tensors: list[Any]) -> list[Any]:
+        """Capture once (static shapes), then copy the inputs in and replay."""
+        torch = self._torch
+        shapes = [tuple(t.shape) for t in tensors]
+        if self._graph is None or shapes != [tuple(t.shape) for t in self._static_in.values()]:
+            self._static_in = {s.name: t.clone() for s, t in zip(self.inputs, tensors)}
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up outside the graph (cuDNN picks its kernels here)
+                    self._forward(list(self._static_in.values()))
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._static_out = self._forward(list(self._static_in.values()))
+        for static, t in zip(self._static_in.values(), tensors):
+            static.copy_(t)
+        self._graph.replay()
+        return self._static_out
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        host = {n: torch.from_numpy(a) for n, a in feed.items()}
+        if self.device.type == "cuda":
+            host = {n: t.pin_memory() for n, t in host.items()}
+        out = self.infer_device(host)
+        return {n: t.cpu().numpy() for n, t in out.items()}
+
+    def close(self) -> None:
+        for attr in ("module", "_graph", "_static_in", "_static_out"):
+            self.__dict__.pop(attr, None)

@@ -1,0 +1,159 @@
+"""A test double of the `tensorrt` module: TensorRT cannot be installed on
+machines without an NVIDIA GPU (this CI's), so this stands in for the parts
+of the TensorRT 10 Python API that `engines/tensorrt_backend.py` calls when
+building, and records what the builder was asked to do. It compiles nothing.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+__version__ = "10.99.0-fake"
+
+
+class Logger:
+    WARNING = "warning"
+
+    def __init__(self, severity: str = WARNING) -> None:
+        self.severity = severity
+
+
+MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
+BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8")
+
+
+class IProgressMonitor:
+    def __init__(self) -> None:
+        pass
+
+
+class IInt8EntropyCalibrator2:
+    def __init__(self) -> None:
+        pass
+
+
+class _Tensor:
+    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
+        self.name, self.shape = name, shape
+
+
+class _Network:
+    def __init__(self) -> None:
+        self.inputs: list[_Tensor] = []
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.inputs)
+
+    def get_input(self, i: int) -> _Tensor:
+        return self.inputs[i]
+
+
+class OnnxParser:
+    """Parses the file's input with the onnx package (what TensorRT's parser
+    would report); `PARSE_ERRORS` makes it fail like TensorRT does."""
+
+    PARSE_ERRORS: list[str] = []
+
+    def __init__(self, network: _Network, logger: Logger) -> None:
+        self.network = network
+        self.errors: list[str] = []
+
+    def parse_from_file(self, path: str) -> bool:
+        if OnnxParser.PARSE_ERRORS:
+            self.errors = list(OnnxParser.PARSE_ERRORS)
+            return False
+        from engines.onnx_info import onnx_inputs_and_metadata
+
+        inputs, _ = onnx_inputs_and_metadata(path)
+        self.network.inputs = [_Tensor(i.name, tuple(-1 if d is None else d for d in i.shape)) for i in inputs]
+        return True
+
+    @property
+    def num_errors(self) -> int:
+        return len(self.errors)
+
+    def get_error(self, i: int) -> str:
+        return self.errors[i]
+
+
+class _Profile:
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple] = {}
+
+    def set_shape(self, name: str, minimum: tuple, optimum: tuple, maximum: tuple) -> None:
+        self.shapes[name] = (tuple(minimum), tuple(optimum), tuple(maximum))
+
+
+class _TimingCache:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data + b"+tactics"
+
+
+class _Config:
+    def __init__(self) -> None:
+        self.flags: set[str] = set()
+        self.pools: dict[str, int] = {}
+        self.profiles: list[_Profile] = []
+        self.timing_cache: _TimingCache | None = None
+        self.progress_monitor = None
+        self.int8_calibrator = None
+        self.calibration_profile = None
+
+    def set_memory_pool_limit(self, pool: str, size: int) -> None:
+        self.pools[pool] = size
+
+    def set_flag(self, flag: str) -> None:
+        self.flags.add(flag)
+
+    def add_optimization_profile(self, profile: _Profile) -> int:
+        self.profiles.append(profile)
+        return len(self.profiles) - 1
+
+    def set_calibration_profile(self, profile: _Profile) -> None:
+        self.calibration_profile = profile
+
+    def create_timing_cache(self, data: bytes) -> _TimingCache:
+        return _TimingCache(bytes(data))
+
+    def set_timing_cache(self, cache: _TimingCache, ignore_mismatch: bool) -> bool:
+        self.timing_cache = cache
+        return True
+
+    def get_timing_cache(self) -> _TimingCache | None:
+        return self.timing_cache
+
+
+class Builder:
+    """`last_config` keeps the config of the latest build for the tests to read;
+    `FAIL` makes `build_serialized_network` return None, as TensorRT does."""
+
+    last_config: _Config | None = None
+    FAIL = False
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+
+    def create_network(self, flags: int = 0) -> _Network:
+        return _Network()
+
+    def create_builder_config(self) -> _Config:
+        return _Config()
+
+    def create_optimization_profile(self) -> _Profile:
+        return _Profile()
+
+    def build_serialized_network(self, network: _Network, config: _Config) -> bytes | None:
+        Builder.last_config = config
+        if Builder.FAIL:
+            return None
+        monitor = config.progress_monitor
+        if monitor is not None:
+            monitor.phase_start("Building engine", None, 10)
+            for step in range(10):
+                monitor.step_complete("Building engine", step)
+            monitor.phase_finish("Building engine")
+        return b"engine for " + ",".join(t.name for t in network.inputs).encode()

@@ -1,0 +1,67 @@
+"""`--backend auto` picks the fastest runtime the machine has, and a backend
+or device the machine cannot serve falls back with the reason instead of
+crashing. Machines with GPUs cannot exist here, so their capabilities are
+described by a plain record (`Machine`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from engines.backend import Capabilities, choose_backend, load_backend
+from stream.errors import ModelError
+
+
+@dataclass
+class Machine:
+    cuda: bool = False
+    tensorrt: bool = False
+    torch_onnx: bool = False
+    onnxruntime_cuda: bool = False
+
+
+GPU_FULL = Machine(cuda=True, tensorrt=True, torch_onnx=True, onnxruntime_cuda=True)
+
+
+@pytest.mark.parametrize("machine, backend, device, expected", [
+    (Machine(), "auto", "auto", ("onnxruntime", "cpu")),
+    (GPU_FULL, "auto", "auto", ("tensorrt", "cuda")),
+    (GPU_FULL, "auto", "cuda:1", ("tensorrt", "cuda:1")),
+    (Machine(cuda=True, torch_onnx=True), "auto", "auto", ("torch", "cuda")),
+    (Machine(cuda=True, onnxruntime_cuda=True), "auto", "auto", ("onnxruntime", "cuda")),
+    (Machine(cuda=True), "auto", "auto", ("onnxruntime", "cpu")),
+    (GPU_FULL, "onnxruntime", "auto", ("onnxruntime", "cuda")),
+    (GPU_FULL, "auto", "cpu", ("onnxruntime", "cpu")),
+    (GPU_FULL, "torch", "cpu", ("torch", "cpu")),
+])
+def test_auto_order_and_explicit_choices(machine, backend, device, expected):
+    assert choose_backend(backend, device, machine)[:2] == expected
+
+
+def test_fallbacks_say_why():
+    assert choose_backend("tensorrt", "auto", Machine()) == (
+        "onnxruntime", "cpu", "no NVIDIA GPU found (no driver, or torch.cuda.is_available() is False)")
+    name, device, why = choose_backend("tensorrt", "cuda", Machine(cuda=True, torch_onnx=True))
+    assert (name, device) == ("torch", "cuda")
+    assert why.startswith("TensorRT is not installed (pip install 'segstream[trt]')")
+    assert choose_backend("tensorrt", "cpu", GPU_FULL)[2] == "tensorrt on cpu is not possible"
+
+
+@pytest.mark.parametrize("backend, device, message", [
+    ("openvino", "auto", "unknown backend 'openvino': choose auto or one of tensorrt, torch, onnxruntime"),
+    ("auto", "gpu", "unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
+])
+def test_unknown_names_are_errors(backend, device, message):
+    with pytest.raises(ModelError, match=message):
+        choose_backend(backend, device, Machine())
+
+
+def test_this_machine_runs_the_model_on_onnxruntime_and_logs_the_fallback(seg_model, caplog):
+    """What `segstream run --backend tensorrt` does on a machine without TensorRT or GPU."""
+    if Capabilities().cuda:
+        pytest.skip("this machine has a GPU")
+    with caplog.at_level("WARNING"):
+        backend = load_backend(str(seg_model), "tensorrt", "auto")
+    assert backend.name == "onnxruntime"
+    assert "using onnxruntime on cpu instead of tensorrt" in caplog.text

@@ -1,0 +1,87 @@
+"""The TensorRT engine cache: an engine is reused only for the same model
+file, TensorRT version, GPU, precision and shapes, and a miss says why."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from engines.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile, engine_key
+from stream.errors import ConfigError
+
+ORIN = DeviceInfo("10.3.0", "Orin", (8, 7))
+H100 = DeviceInfo("10.7.0", "NVIDIA H100 80GB HBM3", (9, 0))
+PROFILE = ShapeProfile(1, 1, 1, (320, 320), (320, 320), (320, 320))
+
+
+@pytest.fixture
+def model(tmp_path, seg_model):
+    path = tmp_path / "yolov8n-seg.onnx"
+    shutil.copy(seg_model, path)
+    return str(path)
+
+
+def test_key_changes_with_everything_an_engine_depends_on():
+    base = engine_key("abc", ORIN, BuildOptions("fp16", PROFILE))
+    assert base == engine_key("abc", ORIN, BuildOptions("fp16", PROFILE))
+    others = [
+        engine_key("abd", ORIN, BuildOptions("fp16", PROFILE)),
+        engine_key("abc", H100, BuildOptions("fp16", PROFILE)),
+        engine_key("abc", DeviceInfo("10.3.1", "Orin", (8, 7)), BuildOptions("fp16", PROFILE)),
+        engine_key("abc", ORIN, BuildOptions("fp32", PROFILE)),
+        engine_key("abc", ORIN, BuildOptions("fp16", ShapeProfile(1, 4, 8, (320, 320), (320, 320), (320, 320)))),
+    ]
+    assert base not in others and len(set(others)) == len(others)
+
+
+def test_engine_is_reused_on_the_same_device_only(tmp_path, model):
+    cache = EngineCache(tmp_path / "engines")
+    options = BuildOptions("fp16", PROFILE)
+    found, why = cache.lookup(model, ORIN, options)
+    assert found is None and why == "no engine for yolov8n-seg.onnx yet: building"
+    stored = cache.store(model, ORIN, options, b"serialized")
+    assert cache.lookup(model, ORIN, options) == (stored, "cached")
+    assert stored.read_bytes() == b"serialized"
+
+    found, why = cache.lookup(model, H100, options)
+    assert found is None
+    assert why == ("engine for yolov8n-seg.onnx was built for TensorRT 10.3.0 on Orin (sm_87); "
+                   "this is TensorRT 10.7.0 on NVIDIA H100 80GB HBM3 (sm_90): rebuilding")
+    found, why = cache.lookup(model, ORIN, BuildOptions("fp32", PROFILE))
+    assert found is None and "with fp32 and this shape profile" in why
+
+
+def test_changed_model_file_is_rebuilt(tmp_path, model):
+    cache = EngineCache(tmp_path / "engines")
+    options = BuildOptions("fp16", PROFILE)
+    cache.store(model, ORIN, options, b"old")
+    with open(model, "ab") as f:
+        f.write(b"\0")
+    found, why = cache.lookup(model, ORIN, options)
+    assert found is None and why == "yolov8n-seg.onnx changed since its engine was built: rebuilding"
+
+
+def test_engine_without_its_sidecar_is_not_trusted(tmp_path, model):
+    """A build killed between the two writes leaves no sidecar: that engine is rebuilt."""
+    cache = EngineCache(tmp_path / "engines")
+    options = BuildOptions("fp16", PROFILE)
+    stored = cache.store(model, ORIN, options, b"engine")
+    stored.with_suffix(".json").unlink()
+    assert cache.lookup(model, ORIN, options)[0] is None
+
+
+def test_timing_cache_is_per_device(tmp_path):
+    cache = EngineCache(tmp_path)
+    assert cache.timing_cache_path(ORIN) != cache.timing_cache_path(H100)
+    assert cache.timing_cache_path(ORIN) == cache.timing_cache_path(DeviceInfo("10.3.0", "Orin", (8, 7)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"precision": "int4"}, "precision: 'int4' is not one of fp32, fp16, int8"),
+    ({"precision": "int8"}, "int8 needs calibration frames: give --calib VIDEO_OR_IMAGE_DIR"),
+    ({"profile": ShapeProfile(2, 1, 1)}, "batch: need 1 <= min <= opt <= max, got 2/1/1"),
+])
+def test_bad_build_options_name_the_problem(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        BuildOptions(**kwargs)

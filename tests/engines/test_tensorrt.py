@@ -1,0 +1,76 @@
+"""The TensorRT path as far as it runs without TensorRT: shape profiles, the
+build options handed to the builder, the timing cache, and the one-line
+errors. `fake_tensorrt` is a test double of the `tensorrt` module (it cannot
+be installed here: no NVIDIA GPU); nothing in these tests compiles an engine."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from engines.engine_cache import BuildOptions, ShapeProfile
+from engines.tensorrt_backend import build_serialized, ensure_engine, options_for_model, profile_for
+from stream.errors import ModelError
+
+import fake_tensorrt as trt
+
+HW = (320, 320)
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake():
+    trt.Builder.FAIL, trt.Builder.last_config, trt.OnnxParser.PARSE_ERRORS = False, None, []
+
+
+def test_profile_follows_the_models_input():
+    assert profile_for((1, 3, 320, 320), 1, (640, 640)) == ShapeProfile(1, 1, 1, HW, HW, HW)
+    assert profile_for((None, 3, None, None), 8, (384, 640)) == ShapeProfile(1, 8, 8, (384, 640), (384, 640), (384, 640))
+    with pytest.raises(ModelError, match="batch axis is fixed at 1, so it cannot run batches of 8: export it with a dynamic batch"):
+        profile_for((1, 3, 320, 320), 8, (640, 640))
+
+
+def test_options_for_model_reads_the_input_from_the_onnx_file(seg_model):
+    options, metadata = options_for_model(str(seg_model), BuildOptions("fp32"))
+    assert options.precision == "fp32" and options.profile == ShapeProfile(1, 1, 1, HW, HW, HW)
+    assert "names" in metadata  # the adapters still get Ultralytics' metadata
+
+
+def test_fp16_build_sets_flag_profile_workspace_and_timing_cache(tmp_path, seg_model):
+    timing = tmp_path / "timing.cache"
+    progress: list[str] = []
+    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW), workspace_mb=512)
+    data = build_serialized(trt, str(seg_model), options, timing, progress=progress.append)
+    config = trt.Builder.last_config
+    assert data == b"engine for images"
+    assert config.flags == {"fp16"} and config.pools == {"workspace": 512 << 20}
+    assert config.profiles[0].shapes == {"images": ((1, 3, 320, 320),) * 3}
+    assert timing.read_bytes() == b"+tactics"
+    assert progress[0] == "Building engine (10 steps)" and progress[-1] == "    Building engine: 10/10"
+    build_serialized(trt, str(seg_model), options, timing)  # the next build starts from the saved tactics
+    assert trt.Builder.last_config.timing_cache.data == b"+tactics"
+
+
+def test_int8_build_sets_calibrator_on_the_profile(tmp_path, seg_model):
+    options = BuildOptions("int8", ShapeProfile(1, 1, 1, HW, HW, HW), calib="frames/")
+    build_serialized(trt, str(seg_model), options, tmp_path / "t.cache", calib_batches=iter([]))
+    config = trt.Builder.last_config
+    assert config.flags == {"fp16", "int8"} and config.int8_calibrator is not None
+    assert config.calibration_profile is config.profiles[0]
+
+
+def test_parse_and_build_failures_are_one_line_errors(tmp_path, seg_model):
+    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW))
+    trt.OnnxParser.PARSE_ERRORS = ["In node 12 (importPlugin): UNSUPPORTED_NODE: No importer registered for op: Foo"]
+    with pytest.raises(ModelError, match="TensorRT cannot parse .*No importer registered for op: Foo"):
+        build_serialized(trt, str(seg_model), options, tmp_path / "t.cache")
+    trt.OnnxParser.PARSE_ERRORS, trt.Builder.FAIL = [], True
+    with pytest.raises(ModelError, match=r"TensorRT could not build .* \(fp16\); rerun with --debug"):
+        build_serialized(trt, str(seg_model), options, tmp_path / "t.cache")
+
+
+def test_without_tensorrt_the_error_says_how_to_get_it(seg_model):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed on this machine")
+    with pytest.raises(ModelError, match=r"TensorRT is not installed: pip install 'segstream\[trt\]'"):
+        ensure_engine(str(seg_model), BuildOptions())

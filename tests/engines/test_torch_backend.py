@@ -1,0 +1,52 @@
+"""The torch backend runs the same ONNX file as ONNX Runtime and gives the
+same outputs and the same detections (on the CPU here; CUDA on a GPU).
+
+onnx2torch needs a torchvision built for the installed torch. This CI
+installs the CPU torch 2.13 wheel, for which no torchvision exists on this
+machine's package index, so here the test is skipped with that reason; it
+was run in a venv with torch 2.14.1 + torchvision 0.29.1 (see the README)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.backend import Capabilities
+from engines.model import Model
+from stream.boxes import box_iou
+from stream.sources import open_source
+
+if not Capabilities().torch_onnx:
+    pytest.skip("onnx2torch with a torchvision matching this torch is not importable", allow_module_level=True)
+
+from engines.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from engines.torch_backend import TorchBackend  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx"])
+def test_outputs_match_onnxruntime(name):
+    from conftest import asset
+
+    path = str(asset(name))
+    torch_backend, ort_backend = TorchBackend(path), OnnxRuntimeBackend(path)
+    spec = ort_backend.inputs[0]
+    x = np.random.default_rng(0).random([d or 640 for d in spec.shape], dtype=np.float32)
+    got, want = torch_backend.infer({spec.name: x}), ort_backend.infer({spec.name: x})
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].shape == want[key].shape and got[key].dtype == np.float32
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(want[key]).max())))
+
+
+def test_detections_match_onnxruntime_on_real_frames(seg_model, video):
+    on_torch = Model.load(str(seg_model), backend="torch", device="cpu")
+    on_ort = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
+    assert on_torch.backend.name == "torch"
+    with open_source(str(video)) as source:
+        for i, frame in zip(range(5), source):
+            a, b = on_torch(frame), on_ort(frame)
+            assert len(a) == len(b) > 0
+            assert np.diag(box_iou(a.xyxy, b.xyxy)).min() >= 0.99
+            inter = (a.masks & b.masks).sum(axis=(1, 2))
+            union = (a.masks | b.masks).sum(axis=(1, 2))
+            assert (inter / np.maximum(union, 1)).min() >= 0.97

@@ -1,0 +1,71 @@
+"""The engine side of the command line on a machine without TensorRT or GPU:
+`segstream build` explains itself in one line, `run --backend tensorrt`
+falls back to ONNX Runtime and says so, and a semantic model beside an
+instance model publishes semantic and panoptic maps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from engines.backend import Capabilities
+from semantic_models import STREET_LABELS, export_tiny_fcn
+from stream.wire import png_to_label_map
+from test_cli import segstream
+
+NO_GPU = not Capabilities().cuda
+
+
+def test_build_without_tensorrt_or_gpu_is_one_line_and_says_what_run_will_use(seg_model):
+    assert NO_GPU, "this test describes a machine without a GPU"
+    result = segstream("build", seg_model, "--fp16")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("segstream: error: cannot build a TensorRT engine here: no NVIDIA GPU found")
+    assert result.stderr.strip().endswith("`segstream run` will use onnxruntime on cpu")
+
+
+def test_int8_without_calibration_frames_is_a_config_error(seg_model):
+    result = segstream("build", seg_model, "--int8")
+    assert result.returncode == 2 and "int8 needs calibration frames: give --calib" in result.stderr
+
+
+def test_run_with_tensorrt_falls_back_to_onnxruntime_and_says_why(video, seg_model):
+    result = segstream("run", "--source", video, "--model", seg_model, "--backend", "tensorrt", "--max-frames", 3,
+                       "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "frames 3" in result.stdout
+    warning = [line for line in result.stderr.splitlines() if "instead of tensorrt" in line]
+    assert len(warning) == 1 and "using onnxruntime on cpu" in warning[0]
+
+
+def test_semantic_and_panoptic_maps_are_published(video, seg_model, tmp_path):
+    fcn = tmp_path / "fcn.onnx"
+    export_tiny_fcn(fcn)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(STREET_LABELS))
+    out = tmp_path / "frames.jsonl"
+    result = segstream("run", "--source", video, "--model", seg_model, "--model", fcn, "--labels", labels,
+                       "--panoptic", "--max-frames", 5, "--export", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(messages) == 5
+    for m in messages:
+        semantic = png_to_label_map(m["semantic"])
+        assert semantic.shape == (m["height"], m["width"]) and m["semantic"]["classes"] == STREET_LABELS
+        ids = png_to_label_map(m["panoptic"])
+        segments = m["panoptic"]["segments"]
+        counts = np.bincount(ids.ravel(), minlength=len(segments) + 1)
+        assert [s["id"] for s in segments] == list(range(1, len(segments) + 1))
+        assert all(counts[s["id"]] == s["area"] > 0 for s in segments)
+        things = sorted(s["track_id"] for s in segments if s["isthing"])
+        assert set(things) <= {o["track_id"] for o in m["objects"]}
+        assert all(s["category"] in STREET_LABELS for s in segments if not s["isthing"])
+    assert any(s["isthing"] for m in messages[3:] for s in m["panoptic"]["segments"])
+
+
+def test_panoptic_without_a_semantic_model_is_a_config_error(video, seg_model):
+    result = segstream("run", "--source", video, "--model", seg_model, "--panoptic", "--max-frames", 1)
+    assert result.returncode == 2
+    assert "panoptic: needs a semantic model and an instance segmentation model" in result.stderr
