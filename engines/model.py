@@ -17,6 +17,7 @@ from stream.errors import ConfigError
 from stream.types import Detections, Frame, LabelMap
 
 from .backend import Backend, load_backend
+from .batching import split_outputs, stack_feeds
 from .engine_cache import BuildOptions
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .fusion import fuse_keypoints
@@ -79,6 +80,11 @@ class Model:
     def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
         return self.backend.infer(prepared.feed)
 
+    @property
+    def batchable(self) -> bool:
+        """Whether several frames can go through in one call (a dynamic batch axis)."""
+        return self.backend.inputs[0].shape[0] is None
+
     def postprocess(self, outputs: dict[str, np.ndarray], prepared: Prepared) -> Any:
         """`Detections`, or a `LabelMap` for a semantic model."""
         return self.adapter.postprocess(outputs, prepared.letterbox)
@@ -129,6 +135,19 @@ class ModelSet:
 
     def infer(self, prepared: list[Prepared]) -> list[dict[str, np.ndarray]]:
         return [m.infer(p) for m, p in zip(self.models, prepared)]
+
+    def infer_batch(self, prepared: Sequence[list[Prepared]]) -> list[list[dict[str, np.ndarray]]]:
+        """Frames (possibly of different sources) in one call per model:
+        `prepared[f]` is frame f's list for `infer`; returns each frame's list of
+        outputs. A model without a batch axis runs the frames one by one."""
+        per_model = []
+        for i, model in enumerate(self.models):
+            feeds = [p[i].feed for p in prepared]
+            if model.batchable and len(feeds) > 1:
+                per_model.append(split_outputs(model.backend.infer(stack_feeds(feeds)), len(feeds)))
+            else:
+                per_model.append([model.backend.infer(f) for f in feeds])
+        return [[outputs[f] for outputs in per_model] for f in range(len(prepared))]
 
     def postprocess(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> Detections:
         """The objects of the frame (semantic models are left to `semantic`)."""

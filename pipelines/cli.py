@@ -75,7 +75,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="auto (default): TensorRT, then torch on CUDA, then onnxruntime (CUDA, then CPU)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="on GPUs: fp16 (default), fp32, int8 (--calib)")
-    p.add_argument("--batch", type=int, help="frames per engine call across sources (default 1)")
+    p.add_argument("--batch", type=int, help="frames per inference call, across sources (default 1)")
+    p.add_argument("--batch-wait-ms", type=float, dest="batch_wait_ms",
+                   help="how long a batched call waits for more frames (default 5 ms)")
     p.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
@@ -185,7 +187,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "calib", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "threads", "infer_workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

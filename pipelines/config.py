@@ -83,7 +83,8 @@ class RunConfig(BaseModel):
     backend: Literal["auto", "tensorrt", "torch", "onnxruntime"] = "auto"
     device: str = "auto"
     precision: Literal["fp32", "fp16", "int8"] = "fp16"  # on GPUs (TensorRT, torch); the CPU runs the file as is
-    batch: int = Field(1, ge=1, le=64)
+    batch: int = Field(1, ge=1, le=64)  # frames per inference call, across sources
+    batch_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a call waits for more frames
     calib: str | None = None
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)

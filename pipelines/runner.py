@@ -98,6 +98,7 @@ class RunStats:
     dropped: dict[str, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)
     track_ids: dict[str, set[int]] = field(default_factory=dict)
+    batch_sizes: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
     interrupted: bool = False
 
     @property
@@ -118,6 +119,10 @@ class RunStats:
             lines.append(f"{name:<12}{s.count:>8}{s.mean_ms:>10.2f}{s.max_ms:>10.2f}")
         drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
         lines.append(f"dropped: {drops}")
+        if self.batch_sizes:
+            calls = sum(self.batch_sizes.values())
+            mean = sum(k * v for k, v in self.batch_sizes.items()) / calls
+            lines.append(f"inference calls: {calls}, {mean:.2f} frames per call")
         if self.reconnects:
             lines.append("reconnects: " + ", ".join(f"{k} {v}" for k, v in self.reconnects.items()))
         return "\n".join(lines)
@@ -147,6 +152,8 @@ class Pipeline:
         make_camera_motion: Callable[[], Any] | None = None,
         embed: Callable[[Any, Detections], Any] | None = None,
         panoptic: Callable[[LabelMap, Detections], PanopticMap] | None = None,
+        batch: int = 1,
+        batch_wait_ms: float = 5.0,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -159,7 +166,10 @@ class Pipeline:
         self._stop = threading.Event()
         self._errors: list[StageError] = []
         names = ["preprocess", "infer", "postprocess", "track", "publish"]
-        self._queues = {n: StageQueue(queue_size, self._abort, n) for n in names}
+        self.batch, self.batch_wait_s = batch, batch_wait_ms / 1000.0
+        # The infer queue must be able to hold a whole batch.
+        self._queues = {n: StageQueue(max(queue_size, batch) if n == "infer" else queue_size, self._abort, n)
+                        for n in names}
         self.infer_workers = infer_workers
         self._workers_left = {"infer": infer_workers}
         self._workers_lock = threading.Lock()
@@ -189,11 +199,14 @@ class Pipeline:
         ]
         stages = [
             ("preprocess", self._preprocess, "infer"),
-            *[("infer", self._infer, "postprocess")] * self.infer_workers,
+            *([("infer", self._infer, "postprocess")] * self.infer_workers if self.batch == 1 else []),
             ("postprocess", self._postprocess, "track"),
         ]
         for name, fn, nxt in stages:
             threads.append(threading.Thread(target=self._stage_loop, args=(name, fn, nxt), name=name, daemon=True))
+        if self.batch > 1:
+            self._workers_left["infer"] = 1
+            threads.append(threading.Thread(target=self._infer_batch_loop, name="infer", daemon=True))
         threads.append(threading.Thread(target=self._track_loop, name="track", daemon=True))
         threads.append(threading.Thread(target=self._publish_loop, name="publish", daemon=True))
         # The stages' matrix products are tiny; a multi-threaded BLAS only adds
@@ -309,6 +322,43 @@ class Pipeline:
             pass
         except BaseException as err:  # noqa: BLE001
             self._fail(name, err)
+
+    def _infer_batch_loop(self) -> None:
+        """Inference of up to `batch` frames per call, from any sources: waits at
+        most `batch_wait_ms` after the first frame for the others, so a lone
+        camera is never held back long. Each frame keeps its own packet."""
+        inq, outq = self._queues["infer"], self._queues["postprocess"]
+        stats = self.stats.stages["infer"]
+        ended = False
+        try:
+            while not ended:
+                first = inq.get()
+                if first is END:
+                    break
+                batch = [first]
+                deadline = time.monotonic() + self.batch_wait_s
+                while len(batch) < self.batch:
+                    item = inq.get(timeout=max(deadline - time.monotonic(), 0.0))
+                    if item is EMPTY:
+                        break
+                    if item is END:
+                        ended = True
+                        break
+                    batch.append(item)
+                t = time.perf_counter()
+                outputs = self.models.infer_batch([p.prepared for p in batch])
+                ms = (time.perf_counter() - t) * 1000.0
+                self.stats.batch_sizes[len(batch)] = self.stats.batch_sizes.get(len(batch), 0) + 1
+                for packet, out in zip(batch, outputs):
+                    packet.outputs = out
+                    packet.timings["infer"] = ms
+                    stats.add(ms / len(batch))
+                    outq.put(packet)
+            outq.put(END)
+        except Aborted:
+            pass
+        except BaseException as err:  # noqa: BLE001
+            self._fail("infer", err)
 
     def _last_worker(self, name: str) -> bool:
         with self._workers_lock:

@@ -6,6 +6,7 @@ instance model publishes semantic and panoptic maps."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -69,3 +70,24 @@ def test_panoptic_without_a_semantic_model_is_a_config_error(video, seg_model):
     result = segstream("run", "--source", video, "--model", seg_model, "--panoptic", "--max-frames", 1)
     assert result.returncode == 2
     assert "panoptic: needs a semantic model and an instance segmentation model" in result.stderr
+
+
+def test_batching_two_cameras_changes_nothing_but_the_calls(video, seg_model, tmp_path):
+    """--batch 2 runs both sources' frames in one call; every message is what it is without batching."""
+    def messages(out):
+        by_frame = {}
+        for line in out.read_text().splitlines():
+            m = json.loads(line)
+            by_frame[(m["source"], m["seq"])] = [(o["track_id"], o["box"], o["mask"]) for o in m["objects"]]
+        return by_frame
+
+    runs = {}
+    for batch in (1, 2):
+        out = tmp_path / f"batch{batch}.jsonl"
+        env = {**os.environ, "SEGSTREAM_CACHE": str(tmp_path / "cache")}
+        result = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--batch", batch,
+                           "--batch-wait-ms", 50, "--max-frames", 30, "--export", out, "--no-progress", env=env)
+        assert result.returncode == 0, result.stderr
+        runs[batch] = messages(out), result.stdout
+    assert runs[1][0] == runs[2][0] and len(runs[1][0]) == 60
+    assert "frames per call" in runs[2][1] and "frames per call" not in runs[1][1]
