@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -98,11 +98,19 @@ def batchable_model(path: str, cache: Path | None = None) -> str:
     return str(target)
 
 
-def stack_feeds(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-frame feeds of batch 1 -> one feed of batch len(feeds)."""
-    return {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
+def stack_feeds(feeds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-frame feeds of batch 1 -> one feed of batch len(feeds) (numpy
+    arrays, or torch tensors on the GPU data path)."""
+    def concat(values: list[Any]) -> Any:
+        if isinstance(values[0], np.ndarray):
+            return np.concatenate(values)
+        import torch
+
+        return torch.cat(values)
+
+    return {name: concat([f[name] for f in feeds]) for name in feeds[0]}
 
 
-def split_outputs(outputs: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+def split_outputs(outputs: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """One batched result -> n per-frame results of batch 1 (views, no copies)."""
     return [{name: value[i:i + 1] for name, value in outputs.items()} for i in range(n)]

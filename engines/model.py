@@ -18,6 +18,7 @@ from stream.types import Detections, Frame, LabelMap
 
 from .backend import Backend, load_backend
 from .batching import split_outputs, stack_feeds
+from .device_path import DeviceYoloPath
 from .engine_cache import BuildOptions
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .fusion import fuse_keypoints
@@ -36,10 +37,17 @@ class Prepared:
 
 
 class Model:
-    def __init__(self, backend: Backend, adapter: YoloAdapter, path: str = "") -> None:
+    """`on_device`: pre/post-process on the backend's device (the GPU data path);
+    None = whenever a YOLO model runs on a CUDA device."""
+
+    def __init__(self, backend: Backend, adapter: Any, path: str = "", on_device: bool | None = None) -> None:
         self.backend = backend
         self.adapter = adapter
         self.path = path
+        if on_device is None:
+            device = getattr(backend, "device", None)
+            on_device = getattr(device, "type", None) == "cuda" and hasattr(backend, "infer_device")
+        self.device_path = DeviceYoloPath(adapter, backend) if on_device and isinstance(adapter, YoloAdapter) else None
 
     @classmethod
     def load(
@@ -74,11 +82,15 @@ class Model:
         return self.adapter.class_names
 
     def preprocess(self, frame: Frame) -> Prepared:
-        feed, lb = self.adapter.preprocess(frame)
+        feed, lb = (self.device_path or self.adapter).preprocess(frame)
         return Prepared(feed, lb)
 
     def infer(self, prepared: Prepared) -> dict[str, np.ndarray]:
-        return self.backend.infer(prepared.feed)
+        return self.run_feed(prepared.feed)
+
+    def run_feed(self, feed: dict[str, Any]) -> dict[str, Any]:
+        """One backend call: numpy arrays, or device tensors on the GPU data path."""
+        return self.device_path.infer(feed) if self.device_path else self.backend.infer(feed)
 
     @property
     def batchable(self) -> bool:
@@ -87,7 +99,7 @@ class Model:
 
     def postprocess(self, outputs: dict[str, np.ndarray], prepared: Prepared) -> Any:
         """`Detections`, or a `LabelMap` for a semantic model."""
-        return self.adapter.postprocess(outputs, prepared.letterbox)
+        return (self.device_path or self.adapter).postprocess(outputs, prepared.letterbox)
 
     def __call__(self, frame: Frame) -> Any:
         prepared = self.preprocess(frame)
@@ -144,9 +156,9 @@ class ModelSet:
         for i, model in enumerate(self.models):
             feeds = [p[i].feed for p in prepared]
             if model.batchable and len(feeds) > 1:
-                per_model.append(split_outputs(model.backend.infer(stack_feeds(feeds)), len(feeds)))
+                per_model.append(split_outputs(model.run_feed(stack_feeds(feeds)), len(feeds)))
             else:
-                per_model.append([model.backend.infer(f) for f in feeds])
+                per_model.append([model.run_feed(f) for f in feeds])
         return [[outputs[f] for outputs in per_model] for f in range(len(prepared))]
 
     def postprocess(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> Detections:
