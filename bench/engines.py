@@ -1,0 +1,122 @@
+"""Engines on this machine: model-only and pipeline FPS per backend, precision and batch.
+
+For each backend this machine can run (TensorRT and torch need a CUDA GPU
+for FP16; ONNX Runtime runs anywhere) and each batch size, prints:
+- model-only FPS: the backend's call on preprocessed frames held in memory
+  (batch B = B frames per call), the limit the pipeline is measured against;
+- pipeline FPS: `segstream run` over B copies of the video as B sources
+  (decode, preprocess, batched inference, masks, tracking, publishing), with
+  `--batch B`;
+- their ratio.
+
+    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engines.backend import Capabilities, choose_backend  # noqa: E402
+from engines.batching import batchable_model, stack_feeds  # noqa: E402
+from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
+from engines.model import Model  # noqa: E402
+from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
+from pipelines.config import RunConfig  # noqa: E402
+from pipelines.session import build_pipeline  # noqa: E402
+from stream.errors import SegstreamError  # noqa: E402
+from stream.sources import open_source  # noqa: E402
+
+ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+
+
+def model_only_fps(model: Model, video: str, batch: int, frames: int) -> float:
+    with open_source(video) as source:
+        prepared = [model.preprocess(f) for _, f in zip(range(frames), source)]
+    feeds = [stack_feeds([p.feed for p in prepared[i:i + batch]]) for i in range(0, len(prepared) - batch + 1, batch)]
+    for feed in feeds[:3]:
+        model.run_feed(feed)  # warm-up (CUDA graphs, cuDNN autotuning, allocator)
+    sync = _synchronizer(model)
+    t = time.perf_counter()
+    for feed in feeds:
+        model.run_feed(feed)
+    sync()
+    return len(feeds) * batch / (time.perf_counter() - t)
+
+
+def _synchronizer(model: Model):
+    device = getattr(model.backend, "device", None)
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def pipeline_fps(path: str, video: str, backend: str, device: str, precision: str, batch: int, frames: int) -> float:
+    config = RunConfig(source=[video] * batch, model=[path], backend=backend, device=device, precision=precision,
+                       batch=batch, max_frames=frames, publish=None, progress=False)
+    pipeline, _ = build_pipeline(config)
+    try:
+        stats = pipeline.run()
+    finally:
+        pipeline.models.close()
+    return stats.fps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", default=str(ASSETS / "video" / "vtest.avi"))
+    parser.add_argument("--model", default=str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"))
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--backend", nargs="+", default=None, help="default: every backend this machine can run")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--frames", type=int, default=96, help="frames per source in the pipeline runs")
+    args = parser.parse_args()
+    _quiet_native_logs()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    caps = Capabilities()
+    gpu = caps.cuda and args.device != "cpu"
+    backends = args.backend or [b for b, ok in (("tensorrt", gpu and caps.tensorrt), ("torch", caps.torch_onnx),
+                                                 ("onnxruntime", True)) if ok]
+    cache = Path(tempfile.mkdtemp(prefix="segstream-bench-"))
+    os.environ.setdefault("SEGSTREAM_CACHE", str(cache))
+
+    rows = []
+    for backend in backends:
+        name, device, _ = choose_backend(backend, args.device if gpu else "cpu", caps)
+        if name != backend:
+            print(f"skipping {backend}: not available here", file=sys.stderr)
+            continue
+        for precision in (["fp32", "fp16"] if device.startswith("cuda") else ["fp32"]):
+            for batch in args.batch:
+                path = batchable_model(args.model) if batch > 1 else args.model
+                build = BuildOptions(precision, ShapeProfile(1, batch, batch))
+                try:
+                    model = Model.load(path, backend=backend, device=device, build=build)
+                    limit = model_only_fps(model, args.video, batch, max(8 * batch, 64))
+                    model.close()
+                    pipe = pipeline_fps(path, args.video, backend, device, precision, batch, args.frames)
+                except SegstreamError as err:
+                    print(f"{backend} {precision} batch {batch}: {err}", file=sys.stderr)
+                    continue
+                rows.append((backend, device, precision, batch, limit, pipe))
+
+    print(f"\nmodel {Path(args.model).name}, video {Path(args.video).name}, {os.cpu_count()} CPUs"
+          f"{', GPU' if gpu else ', no GPU'}")
+    print("model-only: the backend's call on preprocessed frames in memory, B frames per call")
+    print("pipeline: B copies of the video as B sources, --batch B, whole pipeline (no publishing)")
+    print(f"{'backend':<13}{'device':<8}{'precision':<11}{'batch':>6}{'model-only FPS':>16}{'pipeline FPS':>14}{'ratio':>8}")
+    for backend, device, precision, batch, limit, pipe in rows:
+        print(f"{backend:<13}{device:<8}{precision:<11}{batch:>6}{limit:>16.1f}{pipe:>14.1f}{pipe / limit:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
