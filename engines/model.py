@@ -20,6 +20,7 @@ from .backend import Backend, load_backend
 from .batching import split_outputs, stack_feeds
 from .device_path import DeviceYoloPath
 from .engine_cache import BuildOptions
+from .rcnn import RcnnAdapter, is_rcnn
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
@@ -67,6 +68,8 @@ class Model:
         adapter: Any
         if logits is not None and len(runtime.inputs) == 1:
             adapter = SemanticAdapter(runtime.inputs[0], logits, runtime.metadata, semantic or SemanticConfig(), path)
+        elif is_rcnn(runtime.inputs, runtime.outputs):
+            adapter = RcnnAdapter(runtime.inputs[0], runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
         else:
             adapter = make_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
         if classes:

@@ -144,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(build)
     build.set_defaults(func=cmd_build)
 
+    export = sub.add_parser("export", help="export torchvision:NAME (Mask/Keypoint R-CNN, FCN, LRASPP, DeepLabV3) to ONNX")
+    export.add_argument("model", help="e.g. torchvision:maskrcnn_resnet50_fpn_v2, torchvision:lraspp_mobilenet_v3_large")
+    export.add_argument("-o", "--out", help="output .onnx (default: NAME.onnx)")
+    export.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"),
+                        help="input size of semantic models (default 520 520)")
+    export.add_argument("--random-weights", action="store_true", dest="random_weights",
+                        help="random weights: checks shapes and plumbing only, no download")
+    _common(export)
+    export.set_defaults(func=cmd_export)
+
     demo = sub.add_parser("demo", help="run on the sample video with the sample seg + pose models")
     demo.add_argument("--assets", default=None, help="assets folder (default $SEGSTREAM_ASSETS or ../shared/assets)")
     demo.add_argument("--publish", default="tcp://127.0.0.1:5555")
@@ -292,6 +302,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     options, _ = options_for_model(path, options)
     engine = ensure_engine(path, options, device)
     print(f"engine ready: {engine}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engines.torchvision_export import export_torchvision
+
+    path = export_torchvision(args.model, args.out, args.random_weights, tuple(args.imgsz) if args.imgsz else None)
+    note = " (random weights: for shapes and plumbing only)" if args.random_weights else ""
+    print(f"exported {args.model} to {path}{note}")
     return 0
 
 
