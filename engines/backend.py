@@ -79,7 +79,8 @@ def _torch(path: str, device: str, threads: int | None, build: Any) -> Backend:
     from .torch_backend import TorchBackend
 
     half = build is not None and build.precision != "fp32" and device != "cpu"
-    return TorchBackend(path, device=device, half=half, threads=threads)
+    graph = build is not None and build.cuda_graph
+    return TorchBackend(path, device=device, half=half, cuda_graph=graph)
 
 
 BACKENDS: dict[str, BackendFactory] = {"tensorrt": _tensorrt, "torch": _torch, "onnxruntime": _onnxruntime}

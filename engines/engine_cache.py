@@ -76,6 +76,7 @@ class BuildOptions:
     workspace_mb: int = 1024
     calib: str | None = None  # video file or image folder; only for int8
     calib_frames: int = 256
+    cuda_graph: bool = False  # torch backend only: replay the model as one CUDA graph
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -90,6 +91,7 @@ class BuildOptions:
         """What changes the compiled engine (the calibration source does, its path's spelling does not matter
         beyond that; the workspace does not change correctness, but it can change tactics, so it is kept)."""
         d = asdict(self)
+        d.pop("cuda_graph")
         d["calib"] = str(Path(self.calib).resolve()) if self.calib else None
         return d
 

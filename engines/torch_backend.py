@@ -25,9 +25,7 @@ log = logging.getLogger(__name__)
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(
-        self, path: str, device: str = "cpu", half: bool = False, cuda_graph: bool = False, threads: int | None = None
-    ) -> None:
+    def __init__(self, path: str, device: str = "cpu", half: bool = False, cuda_graph: bool = False) -> None:
         import torch
 
         try:

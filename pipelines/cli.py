@@ -79,6 +79,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-wait-ms", type=float, dest="batch_wait_ms",
                    help="how long a batched call waits for more frames (default 5 ms)")
     p.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
+    p.add_argument("--cuda-graph", action="store_true", default=None, dest="cuda_graph",
+                   help="torch backend on CUDA: replay the model as one CUDA graph")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
@@ -197,7 +199,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

@@ -66,7 +66,8 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
 def build_options(config: RunConfig) -> BuildOptions:
     """What GPU backends compile for: precision and a batch profile (TensorRT
     reads the input size from the model)."""
-    return BuildOptions(config.precision, ShapeProfile(1, config.batch, config.batch), calib=config.calib)
+    return BuildOptions(config.precision, ShapeProfile(1, config.batch, config.batch), calib=config.calib,
+                        cuda_graph=config.cuda_graph)
 
 
 def semantic_config(config: RunConfig) -> SemanticConfig:
