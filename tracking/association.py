@@ -28,6 +28,26 @@ def centre_distance_penalty(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarra
     return (dx * dx + dy * dy) / np.maximum(4 * (w * w + h * h), 1e-6)
 
 
+def iou_and_centre_penalty(
+    det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`iou_similarity` and `centre_distance_penalty` together, sharing the
+    corner comparisons (the two largest costs of a BYTE update on few boxes)."""
+    a, b = det_xyxy.T[:, :, None], trk_xyxy.T[:, None, :]
+    lo_x, hi_x = np.minimum(a[0], b[0]), np.maximum(a[0], b[0])
+    lo_y, hi_y = np.minimum(a[1], b[1]), np.maximum(a[1], b[1])
+    lo_x2, hi_x2 = np.minimum(a[2], b[2]), np.maximum(a[2], b[2])
+    lo_y2, hi_y2 = np.minimum(a[3], b[3]), np.maximum(a[3], b[3])
+    inter = np.maximum(lo_x2 - hi_x, 0.0) * np.maximum(lo_y2 - hi_y, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    iou *= det_cls[:, None] == trk_cls[None, :]
+    dx = (a[0] + a[2]) - (b[0] + b[2])
+    dy = (a[1] + a[3]) - (b[1] + b[3])
+    w, h = hi_x2 - lo_x, hi_y2 - lo_y
+    return iou, (dx * dx + dy * dy) / np.maximum(4 * (w * w + h * h), 1e-6)
+
+
 def match(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Minimum-cost one-to-one assignment (Hungarian); pairs costing more than
     `max_cost` are rejected. Returns (matched rows, their cols, unmatched rows,

@@ -21,7 +21,7 @@ import numpy as np
 
 from stream.types import Detections
 
-from .association import centre_distance_penalty, iou_similarity, match
+from .association import iou_and_centre_penalty, match
 from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays, check_box_source, tracked_rows
 
@@ -117,8 +117,8 @@ class ByteTracker:
         iou = pen = None
         if len(t) and len(dets):
             boxes = xyah_to_xyxy(t.mean)
-            iou = iou_similarity(xyxy, boxes, dets.class_ids, t.class_ids)
-            pen = self.distance_weight * centre_distance_penalty(xyxy, boxes)
+            iou, pen = iou_and_centre_penalty(xyxy, boxes, dets.class_ids, t.class_ids)
+            pen *= self.distance_weight
 
         high = (dets.scores >= self.high_thresh).nonzero()[0]
         low = ((dets.scores >= self.low_thresh) & (dets.scores < self.high_thresh)).nonzero()[0]
