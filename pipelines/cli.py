@@ -46,9 +46,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
     p.add_argument("--sources-file", dest="sources_file", help="a text file with one source per line (many cameras)")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
-    p.add_argument("--tracker", choices=["sort", "byte", "deepsort", "none"],
-                   help="byte (default: BYTE association, the best on MOT15), deepsort (appearance cascade), "
-                        "sort (the original SORT) or none")
+    p.add_argument("--tracker", choices=["auto", "sort", "byte", "deepsort", "none"],
+                   help="auto (default): deepsort with appearance features (the best on real video), byte "
+                        "without them or with --cmc (the best on motion alone); sort (the original) or none")
     p.add_argument("--appearance", choices=["none", "color", "reid"],
                    help="appearance embeddings for the tracker: color = HSV histogram inside each mask, "
                         "reid = a re-identification ONNX model on crops (--reid-model)")

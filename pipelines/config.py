@@ -39,6 +39,9 @@ class DeepSortConfig(BaseModel):
     max_iou_distance: float = Field(0.7, ge=0, le=1)
     max_age: int = Field(30, ge=0)
     n_init: int = Field(3, ge=1)
+    appearance_weight: float = Field(0.9, ge=0, le=1)  # the rest of the cascade's cost is 1 - IoU
+    ema: float | None = Field(0.9, ge=0, lt=1)  # null: deep_sort's gallery of `budget` features
+    new_track_thresh: float = Field(0.6, ge=0, le=1)  # weaker detections never start a track
 
 
 class SemanticSettings(BaseModel):
@@ -57,7 +60,9 @@ class RunConfig(BaseModel):
 
     source: list[str] = Field(min_length=1)
     model: list[str] = Field(min_length=1)
-    tracker: Literal["sort", "byte", "deepsort", "none"] = "byte"
+    # auto: DeepSORT when the tracker gets appearance features (the best on real video),
+    # BYTE without them or with camera motion compensation (the best on motion alone).
+    tracker: Literal["auto", "sort", "byte", "deepsort", "none"] = "auto"
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
     deepsort: DeepSortConfig = DeepSortConfig()
@@ -124,6 +129,12 @@ class RunConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _resolve_auto_tracker(self) -> RunConfig:
+        if self.tracker == "auto":
+            self.tracker = "byte" if (self.appearance == "none" or self.cmc) else "deepsort"
+        return self
+
+    @model_validator(mode="after")
     def _cmc_needs_byte(self) -> RunConfig:
         if self.cmc and self.tracker != "byte":
             raise ValueError("cmc: camera motion compensation needs tracker: byte")
@@ -166,7 +177,7 @@ class TrackerConfig(BaseModel):
     """Settings of `segstream eval`: which tracker and its parameters."""
 
     model_config = ConfigDict(extra="forbid")
-    tracker: Literal["sort", "byte", "deepsort"] = "byte"
+    tracker: Literal["sort", "byte", "deepsort"] = "byte"  # run's auto choice without appearance features
     sort: SortConfig = SortConfig()
     byte: ByteConfig = ByteConfig()
     deepsort: DeepSortConfig = DeepSortConfig()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines.config import load_config
+from pipelines.config import RunConfig, load_config
 from stream.errors import ConfigError
 
 
@@ -11,7 +11,17 @@ def test_yaml_then_flags(tmp_path):
     path.write_text("source: a.mp4\nmodel: [seg.onnx, pose.onnx]\nconf: 0.4\nclasses: person,car\nsort: {max_age: 5}\n")
     config = load_config(str(path), {"conf": 0.5, "tracker": None})
     assert config.model == ["seg.onnx", "pose.onnx"] and config.classes == ["person", "car"]
-    assert config.conf == 0.5 and config.sort.max_age == 5 and config.tracker == "byte"
+    assert config.conf == 0.5 and config.sort.max_age == 5 and config.tracker == "deepsort"
+
+
+@pytest.mark.parametrize("extra, tracker", [
+    ({}, "deepsort"),  # colour appearance is on by default: DeepSORT's cascade uses it
+    ({"appearance": "none"}, "byte"),  # motion alone: BYTE
+    ({"cmc": True}, "byte"),  # camera motion compensation is BYTE's
+    ({"tracker": "sort"}, "sort"),
+])
+def test_auto_tracker_follows_the_appearance_features(extra, tracker):
+    assert RunConfig(source=["a.mp4"], model=["m.onnx"], **extra).tracker == tracker
 
 
 @pytest.mark.parametrize(
