@@ -11,7 +11,9 @@ The rules of nwojke/deep_sort, with all track state in arrays:
 - the remaining detections are matched on IoU to tentative tracks and to
   confirmed tracks that were seen in the previous frame;
 - a track is tentative for its first `n_init` frames and deleted if it misses
-  one of them; a confirmed track is deleted after `max_age` missed frames.
+  one of them (tracks of the very first frame are confirmed at once, as in
+  ByteTrack, so a stream shows ids from its first frame); a confirmed track
+  is deleted after `max_age` missed frames.
 Without embeddings (no re-id model, no colour features) the cascade uses IoU,
 which keeps the life cycle and gating but not the appearance.
 """
@@ -106,6 +108,7 @@ class DeepSort:
         self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = self._empty(0)
         self._next_id = 1
+        self.frame_count = 0
 
     def _empty(self, dim: int) -> _Tracks:
         z = np.zeros(0, np.int64)
@@ -113,6 +116,7 @@ class DeepSort:
                        np.zeros((0, self.budget, dim), np.float32), z.copy())
 
     def update(self, dets: Detections) -> Detections:
+        self.frame_count += 1
         t = self._tracks
         features = dets.embeddings
         if features is not None and t.gallery.shape[2] != features.shape[1]:
@@ -174,7 +178,10 @@ class DeepSort:
             t = t.take(alive)
         free = free[dets.scores[free] >= self.new_track_thresh]
         if len(free):
-            t = t.append(self._initiate(dets, free, z[free]))
+            born = self._initiate(dets, free, z[free])
+            if born.state[0] == CONFIRMED:  # the first frame (as ByteTrack does), or n_init <= 1
+                rows, ids, means = np.concatenate([rows, free]), np.concatenate([ids, born.ids]), np.concatenate([means, born.mean])
+            t = t.append(born)
         self._tracks = t
 
         return tracked_rows(dets, rows, ids, means, self.box)
@@ -203,9 +210,10 @@ class DeepSort:
             gallery[:, 0] = dets.embeddings[rows]
             gallery_n[:] = 1
         z = np.zeros(n, np.int64)
-        state = np.full(n, CONFIRMED if self.n_init <= 1 else TENTATIVE)
+        confirm = self.n_init <= 1 or self.frame_count == 1
+        state = np.full(n, CONFIRMED if confirm else TENTATIVE)
         ids = np.zeros(n, np.int64)
-        if self.n_init <= 1:
+        if confirm:
             ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
             self._next_id += n
         return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), state, np.ones(n, np.int64), z,

@@ -40,8 +40,16 @@ def test_gating_distance_is_the_mahalanobis_distance():
             assert got[t, d] == pytest.approx(diff @ np.linalg.inv(s[t]) @ diff)
 
 
+def test_tracks_of_the_first_frame_are_confirmed_at_once():
+    """A stream shows ids from its first frame (ByteTrack's rule), later tracks wait n_init hits."""
+    tracker = DeepSort(n_init=3)
+    assert tracker.update(people([100])).track_ids.tolist() == [1]
+    assert [len(tracker.update(people([100, 300]))) for _ in range(3)] == [1, 1, 2]
+
+
 def test_confirmed_after_n_init_hits_then_deleted_after_max_age():
     tracker = DeepSort(n_init=3, max_age=2)
+    tracker.update(Detections.empty())  # past the first frame, whose tracks are confirmed at once
     assert [len(tracker.update(people([100 + 3 * t]))) for t in range(4)] == [0, 0, 1, 1]
     for _ in range(3):  # misses: lost, then deleted after max_age frames
         tracker.update(Detections.empty())
@@ -52,6 +60,7 @@ def test_confirmed_after_n_init_hits_then_deleted_after_max_age():
 
 def test_a_tentative_track_that_misses_once_is_deleted():
     tracker = DeepSort(n_init=3)
+    tracker.update(Detections.empty())
     tracker.update(people([100]))
     tracker.update(Detections.empty())
     outs = [tracker.update(people([100])) for _ in range(3)]
@@ -64,7 +73,7 @@ def test_a_detection_outside_the_motion_gate_never_matches_even_if_it_looks_the_
     for t in range(5):
         tracker.update(people([100 + 2 * t], feats=f[None]))
     out = tracker.update(people([600], feats=f[None]))  # same look, teleported 490 px
-    assert len(out) == 0  # not track 1: a new track is born (reported from its next frame)
+    assert out.track_ids.tolist() == [2]  # not track 1: a new track is born
     assert tracker.update(people([602], feats=f[None])).track_ids.tolist() == [2]
 
 
