@@ -38,13 +38,11 @@ def test_outputs_match_onnxruntime(name):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(want[key]).max())))
 
 
-def test_detections_match_onnxruntime_on_real_frames(seg_model, video):
-    on_torch = Model.load(str(seg_model), backend="torch", device="cpu")
-    on_ort = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
-    assert on_torch.backend.name == "torch"
+def assert_same_detections(model, reference, video, frames):
+    """The issue's bar for another runtime: boxes IoU >= 0.99, masks IoU >= 0.97."""
     with open_source(str(video)) as source:
-        for i, frame in zip(range(5), source):
-            a, b = on_torch(frame), on_ort(frame)
+        for _, frame in zip(range(frames), source):
+            a, b = model(frame), reference(frame)
             assert len(a) == len(b) > 0
             assert np.diag(box_iou(a.xyxy, b.xyxy)).min() >= 0.99
             inter = (a.masks & b.masks).sum(axis=(1, 2))
@@ -52,10 +50,15 @@ def test_detections_match_onnxruntime_on_real_frames(seg_model, video):
             assert (inter / np.maximum(union, 1)).min() >= 0.97
 
 
+def test_detections_match_onnxruntime_on_real_frames(seg_model, video):
+    on_torch = Model.load(str(seg_model), backend="torch", device="cpu")
+    assert on_torch.backend.name == "torch"
+    assert_same_detections(on_torch, Model.load(str(seg_model), backend="onnxruntime", device="cpu"), video, 5)
+
+
 def test_device_data_path_matches_the_cpu_path(seg_model, video):
     """The GPU data path (frame upload, letterbox and masks in torch, only the
-    head back for NMS), forced on here on the CPU, against ONNX Runtime's path:
-    the same bar the issue sets for CUDA (boxes IoU >= 0.99, masks IoU >= 0.97)."""
+    head back for NMS), forced on here on the CPU, against ONNX Runtime's path."""
     from engines.model import Model as M
     from engines.yolo import PostprocessConfig, make_adapter
 
@@ -63,12 +66,4 @@ def test_device_data_path_matches_the_cpu_path(seg_model, video):
     adapter = make_adapter(backend.inputs, backend.outputs, backend.metadata, PostprocessConfig(), str(seg_model))
     on_device = M(backend, adapter, str(seg_model), on_device=True)
     assert on_device.device_path is not None
-    on_cpu = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
-    with open_source(str(video)) as source:
-        for i, frame in zip(range(10), source):
-            a, b = on_device(frame), on_cpu(frame)
-            assert len(a) == len(b) > 0
-            assert np.diag(box_iou(a.xyxy, b.xyxy)).min() >= 0.99
-            inter = (a.masks & b.masks).sum(axis=(1, 2))
-            union = (a.masks | b.masks).sum(axis=(1, 2))
-            assert (inter / np.maximum(union, 1)).min() >= 0.97
+    assert_same_detections(on_device, Model.load(str(seg_model), backend="onnxruntime", device="cpu"), video, 10)
