@@ -20,10 +20,10 @@ from .backend import Backend, load_backend
 from .batching import split_outputs, stack_feeds
 from .device_path import DeviceYoloPath
 from .engine_cache import BuildOptions
-from .rcnn import RcnnAdapter, is_rcnn
-from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
+from .rcnn import RcnnAdapter, is_rcnn
+from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .yolo import PostprocessConfig, YoloAdapter, make_adapter
 
 log = logging.getLogger(__name__)
