@@ -56,12 +56,12 @@ def _same_outputs(original: str, batched: str, input_shape: Sequence[int]) -> bo
     import onnxruntime as ort
 
     one = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
-    two = ort.InferenceSession(batched, providers=["CPUExecutionProvider"])
     name = one.get_inputs()[0].name
     x = np.random.default_rng(0).random((2, *input_shape[1:]), dtype=np.float32)
     try:
+        two = ort.InferenceSession(batched, providers=["CPUExecutionProvider"])
         together = two.run(None, {name: x})
-    except Exception:  # noqa: BLE001 - a Reshape that was not about the batch fails here
+    except Exception:  # noqa: BLE001 - a Reshape that was not about the batch fails to load or to run
         return False
     for i in range(2):
         alone = one.run(None, {name: x[i:i + 1]})
@@ -74,20 +74,20 @@ def _same_outputs(original: str, batched: str, input_shape: Sequence[int]) -> bo
 def batchable_model(path: str, cache: Path | None = None) -> str:
     """`path` itself if its batch axis is already dynamic, else a verified
     batch-dynamic copy (made once, cached)."""
+    import onnx
+
     from .onnx_info import load_onnx
 
-    model = load_onnx(path)
-    if not _batch_dim_is_fixed(model):
+    if not _batch_dim_is_fixed(load_onnx(path)):  # graph only: cheap
         return path
     target = (cache or cache_dir() / "engines") / f"{Path(path).stem}.{sha256_of(Path(path))[:16]}.batch.onnx"
     if target.is_file():
         return str(target)
+    model = onnx.load(path)  # with any external weights: the copy must hold them
     dims = [d.dim_value or 640 for d in model.graph.input[0].type.tensor_type.shape.dim]
     changed = _make_batch_dynamic(model)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
-    import onnx
-
     onnx.save(model, str(partial))
     if not _same_outputs(path, str(partial), dims):
         partial.unlink()

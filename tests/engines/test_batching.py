@@ -67,3 +67,12 @@ def test_stack_and_split_are_inverse():
     stacked = stack_feeds(feeds)
     assert stacked["x"].shape == (3, 2)
     assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(split_outputs(stacked, 3), feeds))
+
+
+def test_a_model_whose_patched_graph_does_not_load_is_refused_cleanly(tmp_path):
+    """OSNet's export folds its batch into a Reshape that the patch cannot fix: one clear error, no partial file."""
+    from conftest import asset
+
+    with pytest.raises(ModelError, match="could not be made batchable"):
+        batchable_model(str(asset("models/osnet_x0_25_msmt17.onnx")), tmp_path)
+    assert not list(tmp_path.iterdir())
