@@ -1,4 +1,4 @@
-"""Annotated frames for `--save`: masks, boxes, track ids and COCO skeletons."""
+"""Annotated frames for `--save`: semantic/panoptic maps, masks, boxes, track ids and COCO skeletons."""
 
 from __future__ import annotations
 
@@ -24,9 +24,22 @@ def color_for(key: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def annotate(image: np.ndarray, dets: Detections, class_names: Sequence[str], alpha: float = 0.45) -> np.ndarray:
-    """A new image with the detections drawn on a copy of `image`."""
+def label_colors(count: int) -> np.ndarray:
+    """(count, 3) BGR colours for label ids; id 0 (background / unlabelled) is never drawn."""
+    return np.array([color_for(i * 7 + 3) for i in range(count)], np.uint8)
+
+
+def annotate(
+    image: np.ndarray, dets: Detections, class_names: Sequence[str], alpha: float = 0.45,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """A new image with the detections drawn on a copy of `image`; `labels`, a
+    semantic or panoptic map of the frame, is tinted underneath them."""
     out = image.copy()
+    if labels is not None and labels.shape == out.shape[:2]:
+        tinted = label_colors(int(labels.max()) + 1)[labels]
+        drawn = labels > 0
+        out[drawn] = (out[drawn] * 0.6 + tinted[drawn] * 0.4).astype(np.uint8)
     keys = dets.track_ids if dets.track_ids is not None else dets.class_ids
     colors = [color_for(int(k)) for k in keys]
     if dets.masks is not None and len(dets):

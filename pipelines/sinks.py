@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from stream.errors import OutputError
 from stream.publisher import Publisher
 from stream.types import Detections, Frame
-from stream.wire import eos_message
+from stream.wire import eos_message, png_to_label_map
 from tracking.mot import format_tracks
 
 from .draw import annotate
@@ -127,7 +127,9 @@ class VideoSink(Sink):
 
         if self._container is None:
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
-        image = annotate(frame.image, dets, self.class_names)[: self._stream.height, : self._stream.width]
+        maps = message.get("panoptic") or message.get("semantic")
+        labels = png_to_label_map(maps) if maps else None
+        image = annotate(frame.image, dets, self.class_names, labels=labels)[: self._stream.height, : self._stream.width]
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
             self._container.mux(packet)
 

@@ -46,10 +46,14 @@ def test_semantic_and_panoptic_maps_are_published(video, seg_model, tmp_path):
     export_tiny_fcn(fcn)
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(STREET_LABELS))
-    out = tmp_path / "frames.jsonl"
+    out, saved = tmp_path / "frames.jsonl", tmp_path / "panoptic.mp4"
     result = segstream("run", "--source", video, "--model", seg_model, "--model", fcn, "--labels", labels,
-                       "--panoptic", "--max-frames", 5, "--export", out, "--no-progress")
+                       "--panoptic", "--max-frames", 5, "--export", out, "--save", saved, "--no-progress")
     assert result.returncode == 0, result.stderr
+    import cv2
+
+    capture = cv2.VideoCapture(str(saved))  # the annotated video shows the panoptic map under the objects
+    assert capture.read()[0] and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     messages = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(messages) == 5
     for m in messages:
