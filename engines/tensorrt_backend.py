@@ -305,6 +305,8 @@ class TensorRTBackend(Backend):
         """Torch CUDA tensors in, torch CUDA tensors out (cloned: the buffers are reused next call)."""
         torch = self._torch
         views = self._bind({n: tuple(t.shape) for n, t in feed.items()})
+        # The inputs were made on the caller's stream (letterbox kernels): wait for them.
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream):
             for name, tensor in feed.items():
                 views[name].copy_(tensor, non_blocking=True)
