@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from stream.errors import ConfigError
+from stream.errors import ConfigError, OutputError
 
 from .hub import cache_dir, sha256_of
 
@@ -166,11 +166,15 @@ class EngineCache:
     def store(self, onnx_path: str, device: DeviceInfo, options: BuildOptions, engine_bytes: bytes) -> Path:
         onnx_hash = sha256_of(Path(onnx_path))
         e = self.entry(onnx_path, engine_key(onnx_hash, device, options))
-        self.root.mkdir(parents=True, exist_ok=True)
         meta = {"onnx": str(Path(onnx_path).resolve()), "onnx_sha256": onnx_hash, "device": asdict(device),
                 "options": options.key_fields()}
-        _write_atomic(e.engine, engine_bytes)
-        _write_atomic(e.sidecar, json.dumps(meta, indent=2).encode())  # last: its presence marks a complete engine
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_atomic(e.engine, engine_bytes)
+            _write_atomic(e.sidecar, json.dumps(meta, indent=2).encode())  # last: its presence marks a complete engine
+        except OSError as err:
+            raise OutputError(f"cannot write the engine cache in {self.root} ({err.strerror}); "
+                              "set SEGSTREAM_CACHE to a writable folder") from None
         return e.engine
 
 

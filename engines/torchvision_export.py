@@ -15,14 +15,15 @@ without further flags.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from stream.errors import ConfigError, ModelError
+from stream.errors import ConfigError, ModelError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,18 @@ def _semantic_out(model: Any) -> Any:
     return Out().eval()
 
 
+@contextlib.contextmanager
+def _export_errors(name: str, target: Path) -> Iterator[None]:
+    """The exporter's many failure types as one line naming the model and the file."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"export: cannot write {target} ({err.strerror})") from None
+    except Exception as err:  # noqa: BLE001 - tracer and exporter errors of every kind
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ModelError(f"export of torchvision:{name} failed: {first}") from None
+
+
 def export_torchvision(spec: str, out: str | None = None, random_weights: bool = False,
                        imgsz: tuple[int, int] | None = None) -> Path:
     """Export `torchvision:NAME` to ONNX; returns the file written."""
@@ -104,10 +117,12 @@ def export_torchvision(spec: str, out: str | None = None, random_weights: bool =
     if name not in MODELS:
         raise ConfigError(f"unknown model {spec!r}: export supports torchvision:{', torchvision:'.join(MODELS)}")
     task = MODELS[name]
-    model, weights = _build(name, random_weights)
     target = Path(out or f"{name}{'-random' if random_weights else ''}.onnx")
+    if not target.parent.is_dir():
+        raise OutputError(f"export: the folder {target.parent} does not exist; create it or choose another -o")
+    model, weights = _build(name, random_weights)
     meta = {"task": task, "source": f"torchvision:{name}", "weights": "random" if random_weights else weights.url}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _export_errors(name, target):
         warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
         if task == "semantic":
             h, w = imgsz or SEMANTIC_SIZE

@@ -85,3 +85,12 @@ def test_timing_cache_is_per_device(tmp_path):
 def test_bad_build_options_name_the_problem(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         BuildOptions(**kwargs)
+
+
+def test_unwritable_cache_is_a_one_line_error(tmp_path, model):
+    from stream.errors import OutputError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match="cannot write the engine cache in .*; set SEGSTREAM_CACHE to a writable folder"):
+        EngineCache(blocker / "engines").store(model, ORIN, BuildOptions("fp16", PROFILE), b"engine")

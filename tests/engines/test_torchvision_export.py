@@ -66,3 +66,11 @@ def test_unknown_model_names_the_supported_ones():
 
     with pytest.raises(ConfigError, match="unknown model 'torchvision:resnet50': export supports torchvision:maskrcnn"):
         export_torchvision("torchvision:resnet50")
+
+
+def test_export_into_a_missing_folder_is_a_one_line_error(tmp_path):
+    from engines.torchvision_export import export_torchvision
+    from stream.errors import OutputError
+
+    with pytest.raises(OutputError, match="export: the folder .*missing does not exist"):
+        export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "missing" / "x.onnx"), True)
