@@ -67,6 +67,8 @@ def resolve_model(spec: str, registry: Mapping[str, ModelAsset] = REGISTRY, cach
     if Path(spec).is_file():
         return spec
     asset = registry.get(spec)
+    if asset is None and spec.startswith("torchvision:"):
+        raise ModelError(f"{spec} is not an ONNX file yet: run `segstream export {spec}` and pass the .onnx it writes")
     if asset is None:
         if spec.endswith(".onnx") or os.sep in spec:
             raise ModelError(f"model file not found: {spec}")

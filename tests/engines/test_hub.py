@@ -54,3 +54,8 @@ def test_offline_error_says_where_to_put_the_file(tmp_path):
 def test_unknown_name_lists_known_models():
     with pytest.raises(ModelError, match="unknown model 'yolo-nope'.*yolov8n-seg-int8"):
         resolve_model("yolo-nope")
+
+
+def test_a_torchvision_name_says_to_export_it_first():
+    with pytest.raises(ModelError, match=r"run `segstream export torchvision:fcn_resnet50`"):
+        resolve_model("torchvision:fcn_resnet50")
