@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
     evaluate.add_argument("--gt", required=True, help="MOTChallenge-layout folder: <seq>/det/det.txt, gt/gt.txt, seqinfo.ini")
-    evaluate.add_argument("--tracker", choices=["sort", "byte", "deepsort"], help="tracker (default: the one `segstream run` uses)")
+    evaluate.add_argument("--tracker", choices=["sort", "byte", "deepsort"], help="tracker (default: byte, what `segstream run` picks without appearance features)")
     evaluate.add_argument("--config", help="YAML with tracker parameters, e.g. `sort: {max_age: 1, min_hits: 3}`")
     evaluate.add_argument("--out", help="folder for <seq>.txt results (default: a temporary folder)")
     _common(evaluate)
