@@ -1,0 +1,89 @@
+"""Does a GPU backend give the CPU path's results? Boxes and masks, frame by frame.
+
+Runs the model with ONNX Runtime on the CPU (the reference) and with the
+chosen backend and device (default: torch on CUDA, which uses the GPU data
+path: letterbox and masks on the device), matches objects by box IoU
+(Hungarian) and prints, over the frames, the matched boxes' and masks' IoU
+(min and mean) and how many objects only one side found. The bar: boxes IoU
+>= 0.99 and masks IoU >= 0.97 for every matched object.
+
+    python bench/gpu_parity.py [--backend torch] [--device cuda] [--precision fp32|fp16] [--frames 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engines.engine_cache import BuildOptions  # noqa: E402
+from engines.model import Model  # noqa: E402
+from stream.boxes import box_iou  # noqa: E402
+from stream.sources import open_source  # noqa: E402
+
+ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = (a & b).reshape(len(a), -1).sum(1)
+    union = (a | b).reshape(len(a), -1).sum(1)
+    return inter / np.maximum(union, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", default=str(ASSETS / "video" / "vtest.avi"))
+    parser.add_argument("--model", default=str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"))
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--device-path", action="store_true",
+                        help="force the GPU data path on (it is on by itself on CUDA); e.g. to try it on the CPU")
+    parser.add_argument("--cpu-resize", action="store_true",
+                        help="on the GPU data path, letterbox on the CPU (cv2) and upload the small image")
+    args = parser.parse_args()
+
+    reference = Model.load(args.model, backend="onnxruntime", device="cpu")
+    tested = Model.load(args.model, backend=args.backend, device=args.device, build=BuildOptions(args.precision))
+    if args.device_path:
+        tested = Model(tested.backend, tested.adapter, args.model, on_device=True)
+    if tested.device_path is not None:
+        tested.device_path.resize_on_device = not args.cpu_resize
+    print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({args.precision}), "
+          f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
+    box_ious, mask_ious, unmatched, frames = [], [], 0, 0
+    with open_source(args.video) as source:
+        for _, frame in zip(range(args.frames), source):
+            a, b = tested(frame), reference(frame)
+            frames += 1
+            if len(a) == 0 or len(b) == 0:
+                unmatched += len(a) + len(b)
+                continue
+            iou = box_iou(a.xyxy, b.xyxy)
+            rows, cols = linear_sum_assignment(-iou)
+            keep = iou[rows, cols] > 0.5
+            rows, cols = rows[keep], cols[keep]
+            unmatched += len(a) + len(b) - 2 * len(rows)
+            box_ious.append(iou[rows, cols])
+            if a.masks is not None and b.masks is not None:
+                mask_ious.append(mask_iou(a.masks[rows], b.masks[cols]))
+    boxes = np.concatenate(box_ious) if box_ious else np.zeros(0)
+    masks = np.concatenate(mask_ious) if mask_ious else np.zeros(0)
+    print(f"{frames} frames, {len(boxes)} matched objects, {unmatched} found by one side only")
+    print(f"{'':<8}{'min IoU':>9}{'mean IoU':>10}{'bar':>6}  verdict")
+    for name, values, bar in (("boxes", boxes, 0.99), ("masks", masks, 0.97)):
+        if len(values):
+            verdict = "ok" if values.min() >= bar else f"{(values < bar).sum()} below"
+            print(f"{name:<8}{values.min():>9.4f}{values.mean():>10.4f}{bar:>6}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
