@@ -120,6 +120,7 @@ class Capabilities:
         return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+GPU_UNUSED = "a GPU is there but no backend here can use it: "
 MISSING = {
     "tensorrt": "TensorRT is not installed (pip install 'segstream[trt]')",
     "torch": "onnx2torch with a matching torchvision is not installed (pip install 'segstream[torch]')",
@@ -157,7 +158,7 @@ def choose_backend(backend: str, device: str, caps: Any = None) -> tuple[str, st
         else:
             chosen = "asked for" if name == backend else "best available"
             return name, gpu, "; ".join(notes + [chosen]) if notes else chosen
-    return "onnxruntime", "cpu", "; ".join(notes)
+    return "onnxruntime", "cpu", GPU_UNUSED + "; ".join(notes)
 
 
 def load_backend(
@@ -166,7 +167,8 @@ def load_backend(
     """Load `path` with the backend `choose_backend` picks; `build` (BuildOptions)
     sets TensorRT's precision and batch profile and torch's fp16."""
     name, dev, why = choose_backend(backend, device)
-    fell_back = (backend != "auto" and name != backend) or (device.startswith("cuda") and dev == "cpu")
+    fell_back = ((backend != "auto" and name != backend) or (device.startswith("cuda") and dev == "cpu")
+                 or why.startswith(GPU_UNUSED))
     if fell_back:
         log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
     loaded = BACKENDS[name](path, dev, threads, build)

@@ -46,6 +46,8 @@ def test_fallbacks_say_why():
     assert (name, device) == ("torch", "cuda")
     assert why.startswith("TensorRT is not installed (pip install 'segstream[trt]')")
     assert choose_backend("tensorrt", "cpu", GPU_FULL)[2] == "tensorrt on cpu is not possible"
+    # A GPU that nothing installed can use is worth a warning, not a silent CPU run.
+    assert choose_backend("auto", "auto", Machine(cuda=True))[2].startswith("a GPU is there but no backend here can use it: ")
 
 
 @pytest.mark.parametrize("backend, device, message", [
