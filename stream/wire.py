@@ -135,8 +135,9 @@ def frame_message(
         kp_lists = _round(dets.keypoints)
         has_kp = dets.keypoints[:, :, 2].max(axis=1) > 0 if n else np.zeros(0, bool)
         # Persons carry 17 keypoints (confidence 0 where the pose model saw none);
-        # other classes carry none.
-        keypoints = [kp if (has_kp[i] or class_ids[i] == 0) else None for i, kp in enumerate(kp_lists)]
+        # other classes carry none. (COCO models call class 0 "person", torchvision's class 1.)
+        person = list(class_names).index("person") if "person" in class_names else 0
+        keypoints = [kp if (has_kp[i] or class_ids[i] == person) else None for i, kp in enumerate(kp_lists)]
     masks = [mask_to_rle(m) for m in dets.masks] if dets.masks is not None else [None] * n
     objects = [
         {
