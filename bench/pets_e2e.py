@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
 from pipelines.session import build_pipeline  # noqa: E402
-from stream.boxes import box_iou  # noqa: E402
+from stream.boxes import box_iou, xywh_to_xyxy  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
@@ -47,8 +47,9 @@ def read_boxes(path: Path) -> dict[int, list[tuple[int, list[float]]]]:
     if rows.shape[1] > 6 and path.parent.name == "gt":
         rows = rows[rows[:, 6] != 0]
     out: dict[int, list[tuple[int, list[float]]]] = defaultdict(list)
-    for f, i, x, y, w, h in rows[:, :6]:
-        out[int(f)].append((int(i), [x, y, x + w, y + h]))
+    frames, ids = rows[:, 0].astype(int).tolist(), rows[:, 1].astype(int).tolist()
+    for f, i, box in zip(frames, ids, xywh_to_xyxy(rows[:, 2:6]).tolist()):
+        out[f].append((i, box))
     return out
 
 

@@ -8,6 +8,7 @@ about the runtime.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -166,9 +167,11 @@ def load_backend(
 ) -> Backend:
     """Load `path` with the backend `choose_backend` picks; `build` (BuildOptions)
     sets TensorRT's precision and batch profile and torch's fp16."""
-    name, dev, why = choose_backend(backend, device)
-    fell_back = ((backend != "auto" and name != backend) or (device.startswith("cuda") and dev == "cpu")
-                 or why.startswith(GPU_UNUSED))
+    caps = Capabilities()
+    name, dev, why = choose_backend(backend, device, caps)
+    # Warn when the run is not what was asked for, or a GPU sits unused; `auto` on a CPU machine is silent.
+    off_gpu = dev == "cpu" and (device.startswith("cuda") or (device == "auto" and caps.cuda))
+    fell_back = (backend != "auto" and name != backend) or off_gpu
     if fell_back:
         log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
     loaded = BACKENDS[name](path, dev, threads, build)
@@ -176,12 +179,19 @@ def load_backend(
     return loaded
 
 
+def metadata_list(metadata: dict[str, str], key: str) -> list[float] | None:
+    """A JSON list from the model's metadata (Ultralytics' `imgsz`, `kpt_shape`;
+    `mean`, `std`), or None when absent or unreadable."""
+    try:
+        value = json.loads(metadata[key])
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
+        return None
+    return [float(v) for v in value]
+
+
 def imgsz_of(metadata: dict[str, str]) -> tuple[int, int]:
     """The export's image size from Ultralytics metadata ('[640, 640]'), else 640x640."""
-    import json
-
-    try:
-        size = [int(v) for v in json.loads(metadata.get("imgsz", "[640, 640]"))]
-    except (ValueError, TypeError):
-        size = [640, 640]
-    return (size[0], size[-1])
+    size = metadata_list(metadata, "imgsz") or [640.0, 640.0]
+    return (int(size[0]), int(size[-1]))

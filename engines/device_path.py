@@ -24,7 +24,7 @@ import numpy as np
 
 from stream.types import Detections, Frame
 
-from .letterbox import PAD_VALUE, Letterbox, letterbox
+from .letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
 from .masks import box_pixel_ranges, proto_region
 
 
@@ -34,18 +34,16 @@ def letterbox_on_device(image: Any, input_hw: tuple[int, int]) -> tuple[Any, Let
     import torch
     import torch.nn.functional as F
 
-    h, w = int(image.shape[0]), int(image.shape[1])
+    lb, new_w, new_h = letterbox_geometry((int(image.shape[0]), int(image.shape[1])), input_hw)
+    h, w = lb.frame_hw
     ih, iw = input_hw
-    gain = min(ih / h, iw / w)
-    new_w, new_h = int(round(w * gain)), int(round(h * gain))
-    dw, dh = (iw - new_w) / 2, (ih - new_h) / 2
-    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
+    top, left = lb.top, lb.left
     x = image.permute(2, 0, 1).flip(0)[None].float()  # BGR -> RGB, NCHW
     if (new_w, new_h) != (w, h):
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
     blob = torch.full((1, 3, ih, iw), PAD_VALUE / 255.0, dtype=torch.float32, device=image.device)
     blob[:, :, top:top + new_h, left:left + new_w] = x * (1 / 255.0)
-    return blob, Letterbox(gain, left, top, (h, w), (ih, iw))
+    return blob, lb
 
 
 def assemble_masks_on_device(protos: Any, coefficients: Any, xyxy: np.ndarray, frame_hw: tuple[int, int]) -> Any:
@@ -121,7 +119,7 @@ class DeviceYoloPath:
             blob, lb = letterbox_on_device(self.upload(frame.image), self.adapter.input_hw)
         else:
             padded, lb = letterbox(frame.image, self.adapter.input_hw)
-            blob = self.upload(padded).permute(2, 0, 1).flip(0)[None].float() * (1 / 255.0)
+            blob, _ = letterbox_on_device(self.upload(padded), self.adapter.input_hw)  # already in place: only scaled
         return {self.adapter.input_name: blob}, lb
 
     def infer(self, feed: dict[str, Any]) -> dict[str, Any]:

@@ -119,6 +119,17 @@ class EngineCache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root else cache_dir() / "engines"
+        self._hashes: dict[tuple[str, int, int], str] = {}
+
+    def onnx_hash(self, onnx_path: str) -> str:
+        """sha256 of the model file, read once per version of the file (a lookup
+        and the store after a build would otherwise read a large model twice)."""
+        path = Path(onnx_path).resolve()
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in self._hashes:
+            self._hashes[key] = sha256_of(path)
+        return self._hashes[key]
 
     def entry(self, onnx_path: str, key: str) -> CacheEntry:
         stem = Path(onnx_path).stem
@@ -132,7 +143,7 @@ class EngineCache:
     def lookup(self, onnx_path: str, device: DeviceInfo, options: BuildOptions) -> tuple[Path | None, str]:
         """(engine path or None, why): the cached engine for exactly this model,
         device and options, or None with the reason a rebuild is needed."""
-        onnx_hash = sha256_of(Path(onnx_path))
+        onnx_hash = self.onnx_hash(onnx_path)
         e = self.entry(onnx_path, engine_key(onnx_hash, device, options))
         if e.engine.is_file() and e.sidecar.is_file():
             return e.engine, "cached"
@@ -143,15 +154,13 @@ class EngineCache:
         others = list(self._sidecars_for(onnx_path))
         if not others:
             return f"no engine for {name} yet: building"
-        for meta in others:
-            if meta.get("onnx_sha256") != onnx_hash:
-                continue
-            built = DeviceInfo(meta["device"]["trt_version"], meta["device"]["gpu_name"],
-                               tuple(meta["device"]["compute_capability"]))  # type: ignore[arg-type]
+        same_model = [meta for meta in others if meta.get("onnx_sha256") == onnx_hash]
+        if not same_model:
+            return f"{name} changed since its engine was built: rebuilding"
+        for meta in same_model:
+            built = DeviceInfo(**{**meta["device"], "compute_capability": tuple(meta["device"]["compute_capability"])})
             if built != device:
                 return f"engine for {name} was built for {built.describe()}; this is {device.describe()}: rebuilding"
-        if all(meta.get("onnx_sha256") != onnx_hash for meta in others):
-            return f"{name} changed since its engine was built: rebuilding"
         return f"no engine for {name} with {options.precision} and this shape profile yet: building"
 
     def _sidecars_for(self, onnx_path: str) -> Iterable[dict]:
@@ -164,7 +173,7 @@ class EngineCache:
                 log.warning("ignoring unreadable engine sidecar %s", path)
 
     def store(self, onnx_path: str, device: DeviceInfo, options: BuildOptions, engine_bytes: bytes) -> Path:
-        onnx_hash = sha256_of(Path(onnx_path))
+        onnx_hash = self.onnx_hash(onnx_path)
         e = self.entry(onnx_path, engine_key(onnx_hash, device, options))
         meta = {"onnx": str(Path(onnx_path).resolve()), "onnx_sha256": onnx_hash, "device": asdict(device),
                 "options": options.key_fields()}

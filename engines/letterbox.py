@@ -38,19 +38,27 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping aspect ratio and pad with grey to `input_hw`, centred."""
-    h, w = image.shape[:2]
+def letterbox_geometry(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[Letterbox, int, int]:
+    """Where a frame goes in the network input (Ultralytics' rounding): the
+    `Letterbox` and the resized size (new_w, new_h). Shared by the CPU and the
+    GPU letterbox so both place frames identically."""
+    h, w = frame_hw
     ih, iw = input_hw
     gain = min(ih / h, iw / w)
     new_w, new_h = int(round(w * gain)), int(round(h * gain))
     dw, dh = (iw - new_w) / 2, (ih - new_h) / 2
-    if (new_w, new_h) != (w, h):
+    return Letterbox(gain, int(round(dw - 0.1)), int(round(dh - 0.1)), (h, w), (ih, iw)), new_w, new_h
+
+
+def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio and pad with grey to `input_hw`, centred."""
+    lb, new_w, new_h = letterbox_geometry(image.shape[:2], input_hw)
+    if (new_w, new_h) != (lb.frame_hw[1], lb.frame_hw[0]):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return padded, Letterbox(gain, left, top, (h, w), (ih, iw))
+    ih, iw = input_hw
+    bottom, right = ih - new_h - lb.top, iw - new_w - lb.left
+    padded = cv2.copyMakeBorder(image, lb.top, bottom, lb.left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return padded, lb
 
 
 def to_blob(image: np.ndarray) -> np.ndarray:

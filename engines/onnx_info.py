@@ -13,15 +13,14 @@ from stream.errors import ModelError
 
 from .backend import TensorSpec
 
-_ONNX_DTYPES = {1: "float32", 10: "float16", 2: "uint8", 7: "int64", 6: "int32"}
-
-
 def _specs(values: list) -> list[TensorSpec]:
+    from onnx.helper import tensor_dtype_to_np_dtype
+
     out = []
     for v in values:
         t = v.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-        out.append(TensorSpec(v.name, shape, _ONNX_DTYPES.get(t.elem_type, "float32")))
+        out.append(TensorSpec(v.name, shape, tensor_dtype_to_np_dtype(t.elem_type).name))
     return out
 
 

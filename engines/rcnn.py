@@ -20,7 +20,7 @@ from stream.errors import ModelError
 from stream.types import NUM_KEYPOINTS, Detections, Frame
 
 from .backend import TensorSpec
-from .letterbox import Letterbox
+from .letterbox import Letterbox, to_blob
 from .yolo import PostprocessConfig, read_class_names
 
 MASK_THRESHOLD = 0.5  # torchvision's own threshold on pasted mask probabilities
@@ -47,10 +47,8 @@ class RcnnAdapter:
         self._allowed = np.asarray(class_ids, dtype=np.int64)
 
     def preprocess(self, frame: Frame) -> tuple[dict[str, np.ndarray], Letterbox]:
-        rgb = frame.image[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
-        rgb *= 1 / 255.0
         hw = (frame.height, frame.width)
-        return {self.input_name: rgb}, Letterbox(1.0, 0, 0, hw, hw)
+        return {self.input_name: to_blob(frame.image)[0]}, Letterbox(1.0, 0, 0, hw, hw)
 
     def postprocess(self, outputs: dict[str, np.ndarray], lb: Letterbox) -> Detections:
         scores = outputs["scores"].astype(np.float32)

@@ -11,7 +11,6 @@ class borders follow the frame's pixels rather than the network's grid.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,8 @@ import numpy as np
 from stream.errors import ConfigError, ModelError
 from stream.types import Frame, LabelMap
 
-from .backend import TensorSpec
-from .letterbox import Letterbox, letterbox
+from .backend import TensorSpec, metadata_list
+from .letterbox import Letterbox, letterbox, to_blob
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,6 @@ def read_labels(path: str, num_classes: int) -> list[str]:
     return names
 
 
-def _meta_list(metadata: dict[str, str], key: str) -> list[float] | None:
-    try:
-        value = json.loads(metadata[key])
-    except (KeyError, ValueError):
-        return None
-    return [float(v) for v in value] if isinstance(value, list) else None
-
-
 class SemanticAdapter:
     """Logits [1, C, h, w] -> `LabelMap` at frame resolution."""
 
@@ -86,14 +77,14 @@ class SemanticAdapter:
         h, w = input_spec.shape[2], input_spec.shape[3]
         size = config.input_hw or ((h, w) if isinstance(h, int) and isinstance(w, int) else None)
         if size is None:
-            meta = _meta_list(metadata, "imgsz")
+            meta = metadata_list(metadata, "imgsz")
             size = (int(meta[0]), int(meta[-1])) if meta else (520, 520)
         self.input_hw = (int(size[0]), int(size[1]))
-        mean = config.mean or _meta_list(metadata, "mean") or IMAGENET_MEAN
-        std = config.std or _meta_list(metadata, "std") or IMAGENET_STD
-        # Folded into one multiply-add on the RGB uint8 image: (x / 255 - mean) / std.
-        self._scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(3, 1, 1)
-        self._shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(3, 1, 1)
+        mean = config.mean or metadata_list(metadata, "mean") or IMAGENET_MEAN
+        std = config.std or metadata_list(metadata, "std") or IMAGENET_STD
+        # (x / 255 - mean) / std as one multiply-add on `to_blob`'s x / 255.
+        self._scale = (1.0 / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
+        self._shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
         if config.labels:
             self.class_names = read_labels(config.labels, num_classes)
         elif "names" in metadata:
@@ -111,9 +102,10 @@ class SemanticAdapter:
 
     def preprocess(self, frame: Frame) -> tuple[dict[str, np.ndarray], Letterbox]:
         padded, lb = letterbox(frame.image, self.input_hw)
-        rgb = padded[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
-        blob = rgb * self._scale + self._shift
-        return {self.input_name: blob[None]}, lb
+        blob = to_blob(padded)
+        blob *= self._scale
+        blob += self._shift
+        return {self.input_name: blob}, lb
 
     def postprocess(self, outputs: dict[str, np.ndarray], lb: Letterbox) -> LabelMap:
         logits = outputs[self.output_name][0]  # (C, h, w)

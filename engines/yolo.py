@@ -18,7 +18,6 @@ metadata), never from constants here.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -29,7 +28,7 @@ from stream.boxes import cxcywh_to_xyxy
 from stream.errors import ModelError
 from stream.types import NUM_KEYPOINTS, Detections, Frame
 
-from .backend import TensorSpec
+from .backend import TensorSpec, metadata_list
 from .letterbox import Letterbox, letterbox, to_blob
 from .masks import assemble_masks
 from .nms import batched_nms
@@ -194,17 +193,6 @@ class YoloV8Pose(YoloV8Detect):
         return Detections(lb.boxes_to_frame(boxes), scores, class_ids, keypoints=out)
 
 
-def _meta_shape(metadata: dict[str, str], key: str) -> list[int] | None:
-    raw = metadata.get(key)
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return [int(v) for v in value] if isinstance(value, list) else None
-
-
 def make_adapter(
     inputs: Sequence[TensorSpec],
     outputs: Sequence[TensorSpec],
@@ -219,7 +207,7 @@ def make_adapter(
     inp = inputs[0]
     h, w = inp.shape[2], inp.shape[3]
     if not (isinstance(h, int) and isinstance(w, int)):
-        size = _meta_shape(metadata, "imgsz") or [640, 640]
+        size = [int(v) for v in metadata_list(metadata, "imgsz") or [640, 640]]
         h, w = (size * 2)[:2] if len(size) == 1 else size[:2]
     input_hw = (int(h), int(w))
 
@@ -248,7 +236,7 @@ def make_adapter(
         if channels_first:
             return build(YoloV8Seg, channels - 4 - NUM_MASK_COEFFICIENTS)
         return build(YoloV5Seg, channels - 5 - NUM_MASK_COEFFICIENTS)
-    kpt_shape = _meta_shape(metadata, "kpt_shape")
+    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
     if channels_first and (kpt_shape or metadata.get("task") == "pose"):
         k, dims = kpt_shape or [NUM_KEYPOINTS, 3]
         if k != NUM_KEYPOINTS:

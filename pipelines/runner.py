@@ -453,8 +453,9 @@ class Pipeline:
                 message = frame_message(frame, dets, self.models.class_names, packet.timings,
                                         semantic=packet.semantic, panoptic=packet.panoptic)
                 self.stats.end_to_end.add(message["latency_ms"]["total"])
+                maps = packet.panoptic.segment_ids if packet.panoptic else packet.semantic.labels if packet.semantic else None
                 for sink in self.sinks:
-                    sink.write(frame, dets, message)
+                    sink.write(frame, dets, message, maps)
                 stats.add((time.perf_counter() - t) * 1000.0)
                 self.stats.frames += 1
                 self._last_seq[frame.source_id] = frame.seq

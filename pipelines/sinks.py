@@ -12,10 +12,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from stream.errors import OutputError
 from stream.publisher import Publisher
 from stream.types import Detections, Frame
-from stream.wire import eos_message, png_to_label_map
+from stream.wire import eos_message
 from tracking.mot import format_tracks
 
 from .draw import annotate
@@ -32,7 +34,9 @@ def prepare_output(path: str) -> None:
 
 
 class Sink:
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
+        """One processed frame: its detections, its wire message, and its panoptic
+        (else semantic) label map when a semantic model runs."""
         raise NotImplementedError
 
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
@@ -49,7 +53,7 @@ class PublishSink(Sink):
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
         self.publisher.publish(message)
 
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
@@ -80,14 +84,14 @@ class _TextSink(Sink):
 class JsonlSink(_TextSink):
     """One wire message per line: exactly what `segstream subscribe` prints."""
 
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
         self._file.write(json.dumps(message, separators=(",", ":")) + "\n")
 
 
 class MotSink(_TextSink):
     """MOTChallenge results; frame numbers are 1-based (`seq + 1`)."""
 
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
         self._file.write(format_tracks(frame.seq + 1, dets))
 
 
@@ -122,13 +126,11 @@ class VideoSink(Sink):
         stream.options = {"g": str(max(1, round(self.fps)))}  # a key frame, hence a fragment, every second
         self._stream = stream
 
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
         import av
 
         if self._container is None:
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
-        maps = message.get("panoptic") or message.get("semantic")
-        labels = png_to_label_map(maps) if maps else None
         image = annotate(frame.image, dets, self.class_names, labels=labels)[: self._stream.height, : self._stream.width]
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
             self._container.mux(packet)
@@ -148,8 +150,8 @@ class PerSourceSink(Sink):
     def __init__(self, sinks: dict[str, Sink]) -> None:
         self.sinks = sinks
 
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any]) -> None:
-        self.sinks[frame.source_id].write(frame, dets, message)
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
+        self.sinks[frame.source_id].write(frame, dets, message, labels)
 
     def close(self) -> None:
         for sink in self.sinks.values():

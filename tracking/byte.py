@@ -23,7 +23,7 @@ from stream.types import Detections
 
 from .association import iou_and_centre_penalty, match
 from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
-from .state import TrackArrays, check_box_source, tracked_rows
+from .state import TrackArrays, blend_features, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
 
@@ -140,10 +140,7 @@ class ByteTracker:
             z = xyxy_to_xyah(xyxy[det_of_track[matched]])
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
         if dets.embeddings is not None and len(matched):
-            fresh = dets.embeddings[det_of_track[matched]]
-            had = np.linalg.norm(t.emb[matched], axis=1, keepdims=True) > 0
-            mixed = np.where(had, self.ema * t.emb[matched] + (1 - self.ema) * fresh, fresh)
-            t.emb[matched] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
+            t.emb[matched] = blend_features(t.emb[matched], dets.embeddings[det_of_track[matched]], self.ema)
         t.since_update = np.where(hit, 0, t.since_update + 1)
         t.hits = t.hits + hit
         t.state = np.where(hit & (t.hits >= self.min_hits), CONFIRMED, t.state)

@@ -28,7 +28,7 @@ from stream.types import Detections
 
 from .association import iou_similarity, match
 from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
-from .state import TrackArrays, check_box_source, tracked_rows
+from .state import TrackArrays, blend_features, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
 FORBIDDEN = 1e5  # cost of a gated pair: never below any threshold
@@ -190,10 +190,7 @@ class DeepSort:
         """Store each matched track's new feature in its gallery, over the oldest
         once full; with `ema`, blend it into the track's one smoothed feature."""
         if self.ema is not None:
-            old = t.gallery[rows, 0]
-            had = (t.gallery_n[rows] > 0)[:, None]
-            mixed = np.where(had, self.ema * old + (1 - self.ema) * features, features)
-            t.gallery[rows, 0] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
+            t.gallery[rows, 0] = blend_features(t.gallery[rows, 0], features, self.ema)
             t.gallery_n[rows] += 1
             return
         t.gallery[rows, t.gallery_n[rows] % self.budget] = features

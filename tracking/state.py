@@ -31,6 +31,15 @@ class TrackArrays:
                              for f in fields(self)})  # type: ignore[arg-type]
 
 
+def blend_features(old: np.ndarray, fresh: np.ndarray, ema: float) -> np.ndarray:
+    """Tracks' appearance as an exponential moving average of their features
+    (StrongSORT, BoT-SORT), kept unit length; a track with no feature yet
+    (all zeros) takes the fresh one."""
+    had = np.linalg.norm(old, axis=1, keepdims=True) > 0
+    mixed = np.where(had, ema * old + (1 - ema) * fresh, fresh)
+    return mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-6)
+
+
 BOX_SOURCES = ("kalman", "detection")
 
 
