@@ -26,15 +26,10 @@ sys.path.insert(0, str(REPO))
 from engines.engine_cache import BuildOptions  # noqa: E402
 from engines.model import Model  # noqa: E402
 from stream.boxes import box_iou  # noqa: E402
+from stream.masks import paired_mask_iou  # noqa: E402
 from stream.sources import open_source  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    inter = (a & b).reshape(len(a), -1).sum(1)
-    union = (a | b).reshape(len(a), -1).sum(1)
-    return inter / np.maximum(union, 1)
 
 
 def main() -> None:
@@ -74,7 +69,7 @@ def main() -> None:
             unmatched += len(a) + len(b) - 2 * len(rows)
             box_ious.append(iou[rows, cols])
             if a.masks is not None and b.masks is not None:
-                mask_ious.append(mask_iou(a.masks[rows], b.masks[cols]))
+                mask_ious.append(paired_mask_iou(a.masks[rows], b.masks[cols]))
     boxes = np.concatenate(box_ious) if box_ious else np.zeros(0)
     masks = np.concatenate(mask_ious) if mask_ious else np.zeros(0)
     print(f"{frames} frames, {len(boxes)} matched objects, {unmatched} found by one side only")

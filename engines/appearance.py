@@ -22,17 +22,16 @@ def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, 
     if len(dets) == 0:
         return out
     h, w = image.shape[:2]
-    for i, (x1, y1, x2, y2) in enumerate(np.round(dets.xyxy).astype(int)):
+    for i, (x1, y1, x2, y2) in enumerate(np.round(dets.xyxy).astype(int).tolist()):
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if x2 <= x1 or y2 <= y1:
             continue
         mask = None
         if dets.masks is not None:
-            mask = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
+            mask = dets.masks.window(i, x1, y1, x2, y2).view(np.uint8)
             if not mask.any():
                 mask = None
         hsv = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)  # only the box: people cover a fraction of the frame
-        hist = cv2.calcHist([hsv], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
-        hist = np.sqrt(hist / max(hist.sum(), 1.0))
-        out[i] = hist / max(np.linalg.norm(hist), 1e-6)
-    return out
+        out[i] = cv2.calcHist([hsv], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
+    out = np.sqrt(out / np.maximum(out.sum(axis=1, keepdims=True), 1.0))
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.masks import BoxMasks
 from stream.types import Detections, Frame
 
 from .letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
@@ -136,5 +137,7 @@ class DeviceYoloPath:
         xyxy = lb.boxes_to_frame(boxes)
         protos = outputs[names[1]][0]
         coeff = torch.from_numpy(np.ascontiguousarray(coefficients, dtype=np.float32)).to(protos.device)
-        masks = assemble_masks_on_device(protos, coeff, xyxy, lb.frame_hw).cpu().numpy()
+        dense = assemble_masks_on_device(protos, coeff, xyxy, lb.frame_hw).cpu().numpy()
+        # Zero outside the boxes (cropped on the device): keep the box crops.
+        masks = BoxMasks.from_dense(dense, box_pixel_ranges(xyxy, lb.frame_hw))
         return Detections(xyxy, scores, class_ids, masks=masks)

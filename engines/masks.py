@@ -5,7 +5,8 @@ mask logits = coefficients @ prototypes; the letterbox padding is cut off in
 prototype space; the rest is bilinearly upsampled (align_corners=False) to the
 frame and cropped to the box. Instead of upsampling N full-frame masks, each
 mask is interpolated only inside its own box, with separable interpolation
-matrices, which is exact and costs a few small matrix products per object.
+matrices, which is exact and costs a few small matrix products per object;
+the result is kept as that crop (`stream.masks.BoxMasks`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,28 @@ from functools import lru_cache
 
 import numpy as np
 
+from stream.masks import BoxMasks
+
 
 @lru_cache(maxsize=16)
-def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
-    """(out_size, in_size) matrix M such that M @ v is PyTorch's bilinear
-    resize of v (align_corners=False, edges clamped)."""
+def interpolation_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyTorch's bilinear resize (align_corners=False, edges clamped) from
+    in_size to out_size samples: output i = (1 - frac[i]) * in[lo[i]] + frac[i] * in[hi[i]].
+    `lo` and `hi` never decrease, so outputs a..b read inputs lo[a]..hi[b]."""
     scale = in_size / out_size
     src = ((np.arange(out_size) + 0.5) * scale - 0.5).clip(0, None)
     lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     hi = np.minimum(lo + 1, in_size - 1)
     frac = (src - lo).astype(np.float32)
+    for a in (lo, hi, frac):
+        a.setflags(write=False)
+    return lo, hi, frac
+
+
+@lru_cache(maxsize=16)
+def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """(out_size, in_size) matrix M such that M @ v is that bilinear resize of v."""
+    lo, hi, frac = interpolation_taps(out_size, in_size)
     m = np.zeros((out_size, in_size), dtype=np.float32)
     rows = np.arange(out_size)
     np.add.at(m, (rows, lo), 1 - frac)
@@ -54,28 +67,26 @@ def box_pixel_ranges(xyxy: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
 
 def assemble_masks(
     protos: np.ndarray, coefficients: np.ndarray, xyxy: np.ndarray, frame_hw: tuple[int, int]
-) -> np.ndarray:
-    """(N, H, W) bool masks from prototypes (C, mh, mw), coefficients (N, C) and
-    frame-pixel boxes (N, 4)."""
+) -> BoxMasks:
+    """N masks at frame resolution from prototypes (C, mh, mw), coefficients
+    (N, C) and frame-pixel boxes (N, 4), each kept as its crop inside the box."""
     h, w = frame_hw
     n = len(coefficients)
-    masks = np.zeros((n, h, w), dtype=bool)
+    ranges = box_pixel_ranges(np.asarray(xyxy, np.float32).reshape(-1, 4), frame_hw)
     if n == 0:
-        return masks
+        return BoxMasks([], ranges[:, :2], (h, w))
     top, bottom, left, right = proto_region(protos.shape[1:], frame_hw)
     region = protos[:, top:bottom, left:right]
     c, rh, rw = region.shape
     logits = (coefficients.astype(np.float32) @ region.reshape(c, -1)).reshape(n, rh, rw)
-    my = interpolation_matrix(h, rh)
-    mx = interpolation_matrix(w, rw)
-    for i, (x0, y0, x1, y1) in enumerate(box_pixel_ranges(xyxy, frame_hw)):
+    my, mx = interpolation_matrix(h, rh), interpolation_matrix(w, rw)
+    (ylo, yhi, _), (xlo, xhi, _) = interpolation_taps(h, rh), interpolation_taps(w, rw)
+    crops = []
+    for i, (x0, y0, x1, y1) in enumerate(ranges.tolist()):
         if x1 <= x0 or y1 <= y0:
+            crops.append(np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), bool))
             continue
-        wy, wx = my[y0:y1], mx[x0:x1]
         # Only the prototype rows/columns these pixels read from.
-        ry = np.flatnonzero(wy.any(axis=0))
-        rx = np.flatnonzero(wx.any(axis=0))
-        ry0, ry1, rx0, rx1 = ry[0], ry[-1] + 1, rx[0], rx[-1] + 1
-        upsampled = wy[:, ry0:ry1] @ logits[i, ry0:ry1, rx0:rx1] @ wx[:, rx0:rx1].T
-        masks[i, y0:y1, x0:x1] = upsampled > 0
-    return masks
+        ry0, ry1, rx0, rx1 = ylo[y0], yhi[y1 - 1] + 1, xlo[x0], xhi[x1 - 1] + 1
+        crops.append((my[y0:y1, ry0:ry1] @ logits[i, ry0:ry1, rx0:rx1] @ mx[x0:x1, rx0:rx1].T) > 0)
+    return BoxMasks(crops, ranges[:, :2], (h, w))

@@ -35,12 +35,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name)
 
 
-def _box_regions(xyxy: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(N, 4) integer (y0, y1, x0, x1) windows covering each box, clipped to the frame."""
-    r = np.stack([np.floor(xyxy[:, 1]), np.ceil(xyxy[:, 3]) + 1, np.floor(xyxy[:, 0]), np.ceil(xyxy[:, 2]) + 1], axis=1)
-    return np.clip(r, 0, [h, h, w, w]).astype(np.int64)
-
-
 def stuff_class_ids(semantic_names: Sequence[str], thing_names: Collection[str]) -> list[int]:
     """Semantic classes that are stuff: neither void nor a thing class of the instance model."""
     things = {_norm(n) for n in thing_names}
@@ -65,20 +59,16 @@ def fuse_panoptic(
     categories: list[tuple[str, bool, int | None]] = []
 
     if dets.masks is not None and len(dets):
-        if dets.masks.shape[1:] != (h, w):
-            raise ValueError(f"instance masks are {dets.masks.shape[1:]}, the semantic map is {(h, w)}")
-        regions = _box_regions(dets.xyxy, h, w)
+        if dets.masks.frame_hw != (h, w):
+            raise ValueError(f"instance masks are {dets.masks.frame_hw}, the semantic map is {(h, w)}")
         for i in np.argsort(-dets.scores, kind="stable"):
-            mask = dets.masks[i]
-            area = int(np.count_nonzero(mask))
+            crop = dets.masks.crops[i]
+            area = int(np.count_nonzero(crop))
             if area == 0:
                 continue
-            # Work inside the box when the mask lies in it (instance masks do), else on the whole frame.
-            y0, y1, x0, x1 = regions[i]
-            if int(np.count_nonzero(mask[y0:y1, x0:x1])) != area:
-                y0, y1, x0, x1 = 0, h, 0, w
-            window = ids[y0:y1, x0:x1]
-            free = mask[y0:y1, x0:x1] & (window == 0)
+            x0, y0 = dets.masks.origins[i].tolist()
+            window = ids[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]  # masks are kept as crops: work inside them
+            free = crop & (window == 0)
             kept = int(np.count_nonzero(free))
             if kept == 0 or (area - kept) / area > overlap:
                 continue

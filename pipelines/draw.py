@@ -44,8 +44,8 @@ def annotate(
     colors = [color_for(int(k)) for k in keys]
     if dets.masks is not None and len(dets):
         overlay = out.copy()
-        for mask, color in zip(dets.masks, colors):
-            overlay[mask] = color
+        for crop, (x, y), color in zip(dets.masks.crops, dets.masks.origins.tolist(), colors):
+            overlay[y:y + crop.shape[0], x:x + crop.shape[1]][crop] = color
         cv2.addWeighted(overlay, alpha, out, 1 - alpha, 0, dst=out)
     for i, (box, color) in enumerate(zip(dets.xyxy.astype(int), colors)):
         cv2.rectangle(out, tuple(box[:2]), tuple(box[2:]), color, 2)

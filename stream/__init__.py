@@ -1,6 +1,7 @@
 """Core types, frame sources and the ZeroMQ wire format. Depends on nothing else in segstream."""
 
 from .errors import ConfigError, ModelError, OutputError, PublishError, SegstreamError, SourceError
+from .masks import BoxMasks
 from .publisher import Publisher
 from .sources import Source, open_source
 from .subscriber import Subscriber
@@ -8,6 +9,6 @@ from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segm
 from .wire import WireError
 
 __all__ = [
-    "ConfigError", "Detections", "Frame", "LabelMap", "ModelError", "PanopticMap", "Segment", "NUM_KEYPOINTS", "OutputError", "PublishError", "Publisher",
+    "BoxMasks", "ConfigError", "Detections", "Frame", "LabelMap", "ModelError", "PanopticMap", "Segment", "NUM_KEYPOINTS", "OutputError", "PublishError", "Publisher",
     "SegstreamError", "Source", "SourceError", "Subscriber", "WireError", "open_source",
 ]

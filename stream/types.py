@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .masks import BoxMasks
+
 NUM_KEYPOINTS = 17
 
 
@@ -54,11 +56,13 @@ def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
         raise ValueError(f"Detections.{name} must have shape {want}, got {value.shape}")
 
 
-def _take(value: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
-    return None if value is None else np.take(value, index, axis=0)
+def _take(value: np.ndarray | BoxMasks | None, index: np.ndarray) -> np.ndarray | BoxMasks | None:
+    if value is None or isinstance(value, BoxMasks):
+        return None if value is None else value[index]
+    return np.take(value, index, axis=0)
 
 
-def _view(value: np.ndarray | None, index: slice) -> np.ndarray | None:
+def _view(value: np.ndarray | BoxMasks | None, index: slice) -> np.ndarray | BoxMasks | None:
     return None if value is None else value[index]
 
 
@@ -68,7 +72,9 @@ class Detections:
 
     - `xyxy` (N, 4) float32 boxes in frame pixels
     - `scores` (N,) float32, `class_ids` (N,) int32
-    - `masks` (N, H, W) bool at frame resolution, or None
+    - `masks` N boolean masks at frame resolution, or None: a `BoxMasks`
+      (each mask kept as its crop inside the box; `np.asarray(masks)` is the
+      (N, H, W) array). A dense (N, H, W) array given here is converted.
     - `keypoints` (N, 17, 3) float32 (x, y, confidence); confidence 0 means
       "not detected", or None when no pose model ran
     - `embeddings` (N, D) float32 appearance features, or None
@@ -78,7 +84,7 @@ class Detections:
     xyxy: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
-    masks: np.ndarray | None = None
+    masks: BoxMasks | None = None
     keypoints: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     track_ids: np.ndarray | None = None
@@ -90,9 +96,12 @@ class Detections:
         self.class_ids = np.asarray(self.class_ids, dtype=np.int32)
         _check("scores", self.scores, (n,))
         _check("class_ids", self.class_ids, (n,))
-        if self.masks is not None:
-            self.masks = np.asarray(self.masks, dtype=bool)
-            _check("masks", self.masks, (n, None, None))
+        if self.masks is not None and not isinstance(self.masks, BoxMasks):
+            dense = np.asarray(self.masks, dtype=bool)
+            _check("masks", dense, (n, None, None))
+            self.masks = BoxMasks.from_dense(dense)
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"Detections.masks must hold {n} masks, got {len(self.masks)}")
         if self.keypoints is not None:
             self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
             _check("keypoints", self.keypoints, (n, NUM_KEYPOINTS, 3))
@@ -116,10 +125,10 @@ class Detections:
             if (len(index) and 0 <= index[0] and index[-1] < len(self) and index[-1] - index[0] + 1 == len(index)
                     and (np.diff(index) == 1).all()):
                 # A run of consecutive rows (trackers usually keep a prefix of the
-                # score-ordered detections): views, so (N, H, W) masks are not copied.
+                # score-ordered detections): views instead of copies.
                 index = slice(int(index[0]), int(index[-1]) + 1)
             else:
-                # np.take is many times faster than fancy indexing on (N, H, W) masks.
+                # np.take is faster than fancy indexing on (N, 17, 3) and (N, D) arrays.
                 return self._rows({name: _take(getattr(self, name), index) for name in _COLUMNS})
         return self._rows({name: _view(getattr(self, name), index) for name in _COLUMNS})
 
@@ -160,6 +169,10 @@ class Detections:
                 out[f.name] = None
                 continue
             template = next(c for c in cols if c is not None)
+            if f.name == "masks":
+                out["masks"] = BoxMasks.concat(
+                    [BoxMasks.empty(len(p), template.frame_hw) if c is None else c for p, c in zip(parts, cols)])
+                continue
             filled = []
             for p, c in zip(parts, cols):
                 if c is None:

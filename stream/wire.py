@@ -37,18 +37,29 @@ def topic_for(source_id: str) -> str:
     return f"{source_id}/"
 
 
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any] | None:
-    """(H, W) bool -> COCO compressed RLE with `counts` as str; None if empty.
+def mask_to_rle(
+    mask: np.ndarray, origin: tuple[int, int] = (0, 0), frame_hw: tuple[int, int] | None = None
+) -> dict[str, Any] | None:
+    """(h, w) bool -> COCO compressed RLE with `counts` as str; None if empty.
 
-    Runs are found only in the columns the mask occupies (COCO RLE is
-    column-major), which is several times faster than encoding the whole
+    `mask` is the whole frame, or (with `frame_hw`) a crop whose top-left
+    pixel sits at `origin` = (x, y) of a frame of that size, as `BoxMasks`
+    keeps them. Runs are found only in the columns the mask occupies (COCO RLE
+    is column-major), which is several times faster than encoding the whole
     frame for the small objects of a typical scene."""
-    h, w = mask.shape
+    h, w = frame_hw if frame_hw is not None else mask.shape
     cols = np.flatnonzero(mask.any(axis=0))
     if len(cols) == 0:
         return None
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    flat = mask[:, x0:x1].T.ravel()
+    ox, oy = int(origin[0]), int(origin[1])
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    if oy == 0 and mask.shape[0] == h:
+        flat = mask[:, c0:c1].T.ravel()
+    else:  # a crop: pad its columns to the frame's height
+        strip = np.zeros((c1 - c0, h), bool)
+        strip[:, oy:oy + mask.shape[0]] = mask[:, c0:c1].T
+        flat = strip.ravel()
+    x0, x1 = ox + c0, ox + c1
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     runs = np.diff(np.concatenate([[0], change, [len(flat)]]))
     lead, trail = x0 * h, (w - x1) * h
@@ -138,7 +149,10 @@ def frame_message(
         # other classes carry none. (COCO models call class 0 "person", torchvision's class 1.)
         person = list(class_names).index("person") if "person" in class_names else 0
         keypoints = [kp if (has_kp[i] or class_ids[i] == person) else None for i, kp in enumerate(kp_lists)]
-    masks = [mask_to_rle(m) for m in dets.masks] if dets.masks is not None else [None] * n
+    masks: list[Any] = [None] * n
+    if dets.masks is not None:
+        frame_hw = dets.masks.frame_hw
+        masks = [mask_to_rle(crop, origin, frame_hw) for crop, origin in zip(dets.masks.crops, dets.masks.origins.tolist())]
     objects = [
         {
             "track_id": track_ids[i],

@@ -86,7 +86,7 @@ def test_seg_and_pose_fuse_into_one_person(video, seg_model, pose_model):
     dets = models(frame)
     assert dets.masks is not None and dets.keypoints is not None
     persons = dets[dets.class_ids == 0]
-    both = persons.masks.reshape(len(persons), -1).any(1) & (persons.keypoints[:, :, 2].max(1) > 0.5)
+    both = (persons.masks.areas() > 0) & (persons.keypoints[:, :, 2].max(1) > 0.5)
     assert both.sum() >= 2
     # keypoints lie in (or near) their person's box
     for box, kps in zip(persons.xyxy[both], persons.keypoints[both]):

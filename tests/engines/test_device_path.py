@@ -37,7 +37,7 @@ def test_masks_on_device_match_the_cpu_masks(video, seg_model):
         boxes, _, _, coefficients = model.adapter.select(outputs)
         xyxy = prepared.letterbox.boxes_to_frame(boxes)
         protos = outputs[model.adapter.output_names[1]][0]
-        want = assemble_masks(protos, coefficients, xyxy, prepared.letterbox.frame_hw)
+        want = np.asarray(assemble_masks(protos, coefficients, xyxy, prepared.letterbox.frame_hw))
         got = assemble_masks_on_device(torch.from_numpy(protos), torch.from_numpy(coefficients.astype(np.float32)),
                                        xyxy, prepared.letterbox.frame_hw).numpy()
         assert got.shape == want.shape and len(got) > 0

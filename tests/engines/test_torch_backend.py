@@ -15,6 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from engines.backend import Capabilities
 from engines.model import Model
 from stream.boxes import box_iou
+from stream.masks import paired_mask_iou
 from stream.sources import open_source
 
 if not Capabilities().torch_onnx:
@@ -48,9 +49,7 @@ def assert_same_detections(model, reference, video, frames, box_bar=0.99, mask_b
             iou = box_iou(a.xyxy, b.xyxy)
             rows, cols = linear_sum_assignment(-iou)  # scores may differ in the last digits: so may the order
             assert iou[rows, cols].min() >= box_bar
-            inter = (a.masks[rows] & b.masks[cols]).sum(axis=(1, 2))
-            union = (a.masks[rows] | b.masks[cols]).sum(axis=(1, 2))
-            assert (inter / np.maximum(union, 1)).min() >= mask_bar
+            assert paired_mask_iou(a.masks[rows], b.masks[cols]).min() >= mask_bar
 
 
 def test_detections_match_onnxruntime_on_real_frames(seg_model, video):

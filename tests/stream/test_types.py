@@ -45,13 +45,18 @@ def test_slicing_keeps_columns_aligned(index):
     np.testing.assert_array_equal(s.xyxy, d.xyxy[[0, 2]])
 
 
-def test_selecting_consecutive_rows_shares_the_masks_and_still_checks_bounds():
-    """Trackers keep a run of rows every frame: that must not copy full-frame masks."""
+@pytest.mark.parametrize("index", [np.array([1, 2]), np.array([2, 0]), np.array([False, True, True])])
+def test_selecting_rows_shares_the_masks_and_still_checks_bounds(index):
+    """Trackers select rows every frame: that must never copy masks."""
     d = make()
-    s = d[np.array([1, 2])]
-    assert s.track_ids.tolist() == [2, 3] and np.shares_memory(s.masks, d.masks)
+    s = d[index]
+    rows = np.arange(3)[index]
+    assert s.track_ids.tolist() == (rows + 1).tolist()
+    assert all(a is d.masks.crops[r] for a, r in zip(s.masks.crops, rows))
     with pytest.raises(IndexError):
         d[np.array([1, 2, 3])]
+    with pytest.raises(IndexError):
+        d[np.array([2, 0, 5])]
 
 
 def test_int_index_returns_one_row_detections():

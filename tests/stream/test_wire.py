@@ -42,6 +42,16 @@ def test_masks_round_trip_through_coco_rle():
         assert rle["counts"] == want["counts"].decode()
 
 
+@settings(max_examples=80, deadline=None)
+@given(x=st.integers(0, 20), y=st.integers(0, 20), h=st.integers(0, 28), w=st.integers(0, 44), seed=st.integers(0, 2**16))
+def test_a_crop_at_its_origin_encodes_as_the_whole_frame_mask(x, y, h, w, seed):
+    """BoxMasks crops go on the wire as frame-sized RLE, identical to the dense mask's."""
+    crop = np.random.default_rng(seed).random((min(h, 48 - y), min(w, 64 - x))) > 0.5
+    dense = np.zeros((48, 64), bool)
+    dense[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
+    assert mask_to_rle(crop, (x, y), (48, 64)) == mask_to_rle(dense)
+
+
 def test_uncompressed_rle_counts_decode_too():
     mask = np.zeros((4, 3), bool)
     mask[1:3, 1] = True  # column-major runs: 5 zeros, 2 ones, 5 zeros
