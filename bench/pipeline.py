@@ -1,8 +1,8 @@
 """Pipeline throughput against the model's own limit, in one run.
 
 For each model: pipeline FPS over the whole video with `segstream run`'s
-default layout for files (decode, preprocess, inference, masks/keypoints,
-SORT tracking, ZeroMQ publishing), and two model-only limits measured on
+default layout and tracker for files (decode, preprocess, inference,
+masks/keypoints, DeepSORT with colour appearance, ZeroMQ publishing), and two model-only limits measured on
 preprocessed frames held in memory: A with the same layout (same runtime
 threads, same number of frames in flight), B one frame at a time with
 onnxruntime's defaults. With Ultralytics installed, its `model.track` loop on
@@ -95,6 +95,9 @@ def main() -> None:
     _quiet_native_logs()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as `segstream run` does
     models = args.model or [str(ASSETS / m) for m in DEFAULT_MODELS]
+    for path in [args.video, *models]:
+        if not Path(path).is_file():
+            parser.error(f"{path} not found: pass --video/--model, or set SEGSTREAM_ASSETS to the assets folder")
     cpus = os.cpu_count() or 1
 
     rows = []
