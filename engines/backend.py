@@ -63,20 +63,20 @@ BackendFactory = Callable[..., Backend]
 ORDER = ("tensorrt", "torch", "onnxruntime")  # what `auto` tries on a GPU, best first
 
 
-def _onnxruntime(path: str, device: str, threads: int | None, build: Any) -> Backend:
+def _onnxruntime(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, device=device, threads=threads)
 
 
-def _tensorrt(path: str, device: str, threads: int | None, build: Any) -> Backend:
+def _tensorrt(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
     from .tensorrt_backend import TensorRTBackend, ensure_engine, options_for_model
 
     options, metadata = options_for_model(path, build)
-    return TensorRTBackend(ensure_engine(path, options, device), device, metadata)
+    return TensorRTBackend(ensure_engine(path, options, device, calib_preprocess=calib_preprocess), device, metadata)
 
 
-def _torch(path: str, device: str, threads: int | None, build: Any) -> Backend:
+def _torch(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
     from .torch_backend import TorchBackend
 
     half = build is not None and build.precision != "fp32" and device != "cpu"
@@ -163,10 +163,13 @@ def choose_backend(backend: str, device: str, caps: Any = None) -> tuple[str, st
 
 
 def load_backend(
-    path: str, backend: str = "auto", device: str = "auto", threads: int | None = None, build: Any = None
+    path: str, backend: str = "auto", device: str = "auto", threads: int | None = None, build: Any = None,
+    calib_preprocess: Any = None,
 ) -> Backend:
     """Load `path` with the backend `choose_backend` picks; `build` (BuildOptions)
-    sets TensorRT's precision and batch profile and torch's fp16."""
+    sets TensorRT's precision and batch profile and torch's fp16;
+    `calib_preprocess` (Frame -> input blob) prepares INT8 calibration frames
+    the way the model's adapter will prepare real ones."""
     caps = Capabilities()
     name, dev, why = choose_backend(backend, device, caps)
     # Warn when the run is not what was asked for, or a GPU sits unused; `auto` on a CPU machine is silent.
@@ -174,7 +177,7 @@ def load_backend(
     fell_back = (backend != "auto" and name != backend) or off_gpu
     if fell_back:
         log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
-    loaded = BACKENDS[name](path, dev, threads, build)
+    loaded = BACKENDS[name](path, dev, threads, build, calib_preprocess)
     log.info("%s: %s on %s (%s)", Path(path).name, loaded.name, dev, why)
     return loaded
 

@@ -9,24 +9,52 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from stream.errors import ConfigError
 from stream.types import Detections, Frame, LabelMap
 
-from .backend import Backend, load_backend
+from .backend import Backend, TensorSpec, load_backend
 from .batching import split_outputs, stack_feeds
 from .device_path import DeviceYoloPath
 from .engine_cache import BuildOptions
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
+from .onnx_info import onnx_inputs_and_metadata, onnx_outputs
 from .rcnn import RcnnAdapter, is_rcnn
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .yolo import PostprocessConfig, YoloAdapter, make_adapter
 
 log = logging.getLogger(__name__)
+
+
+def model_adapter(
+    inputs: list[TensorSpec], outputs: list[TensorSpec], metadata: dict[str, str], config: PostprocessConfig,
+    semantic: SemanticConfig | None = None, path: str = "model",
+) -> Any:
+    """The adapter that understands a model with these inputs, outputs and metadata."""
+    logits = semantic_output(outputs)
+    if logits is not None and len(inputs) == 1:
+        return SemanticAdapter(inputs[0], logits, metadata, semantic or SemanticConfig(), path)
+    if is_rcnn(inputs, outputs):
+        return RcnnAdapter(inputs[0], outputs, metadata, config, path)
+    return make_adapter(inputs, outputs, metadata, config, path)
+
+
+def onnx_preprocess(path: str, semantic: SemanticConfig | None = None) -> Callable[[Frame], np.ndarray]:
+    """Frame -> the network input blob, as the model's adapter will prepare it
+    (letterbox, mean/std), read from the ONNX file alone: INT8 calibration
+    needs it before the engine that will run the model exists."""
+    inputs, metadata = onnx_inputs_and_metadata(path)
+    adapter = model_adapter(inputs, onnx_outputs(path), metadata, PostprocessConfig(), semantic, path)
+
+    def preprocess(frame: Frame) -> np.ndarray:
+        feed, _ = adapter.preprocess(frame)
+        return next(iter(feed.values()))
+
+    return preprocess
 
 
 @dataclass
@@ -63,15 +91,10 @@ class Model:
         build: BuildOptions | None = None,
         semantic: SemanticConfig | None = None,
     ) -> Model:
-        runtime = load_backend(path, backend, device, threads, build)
-        logits = semantic_output(runtime.outputs)
-        adapter: Any
-        if logits is not None and len(runtime.inputs) == 1:
-            adapter = SemanticAdapter(runtime.inputs[0], logits, runtime.metadata, semantic or SemanticConfig(), path)
-        elif is_rcnn(runtime.inputs, runtime.outputs):
-            adapter = RcnnAdapter(runtime.inputs[0], runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
-        else:
-            adapter = make_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou), path)
+        calib = onnx_preprocess(path, semantic) if build is not None and build.precision == "int8" else None
+        runtime = load_backend(path, backend, device, threads, build, calib)
+        adapter = model_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou),
+                                semantic, path)
         if classes:
             adapter.restrict_classes(class_ids_for(classes, adapter.class_names, path))
         return cls(runtime, adapter, path)

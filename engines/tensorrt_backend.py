@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from stream.errors import ModelError
+from stream.types import Frame
 
 from .backend import Backend, TensorSpec
 from .engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
@@ -194,8 +195,11 @@ def ensure_engine(
     cache: EngineCache | None = None,
     calib_batches: Callable[[ShapeProfile], Iterable[np.ndarray]] | None = None,
     progress: Callable[[str], None] | None = None,
+    calib_preprocess: Callable[[Frame], np.ndarray] | None = None,
 ) -> Path:
     """The cached engine for this model, device and options, built first if needed.
+    INT8 calibration frames come from `options.calib`, prepared by
+    `calib_preprocess` (the model adapter's preprocessing; `engines.model.onnx_preprocess`).
 
     A miss is explained in one line (new model, changed file, other GPU or
     TensorRT version) and rebuilt; nothing is ever reused across devices."""
@@ -214,7 +218,8 @@ def ensure_engine(
     if options.precision == "int8":
         from .calibration import calibration_batches
 
-        make = calib_batches or (lambda profile: calibration_batches(options.calib or "", profile, options.calib_frames))
+        make = calib_batches or (lambda profile: calibration_batches(
+            options.calib or "", profile, options.calib_frames, calib_preprocess))
         batches = make(options.profile)
     data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say)
     path = cache.store(onnx_path, info, options, data)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from engines.backend import choose_backend
 from engines.engine_cache import BuildOptions, ShapeProfile
 from engines.hub import resolve_model
+from engines.model import onnx_preprocess
 from engines.tensorrt_backend import ensure_engine, options_for_model
 from stream.errors import ModelError, SegstreamError, SourceError
 from stream.security import create_keys
@@ -302,7 +303,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if name != "tensorrt":
         raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
     options, _ = options_for_model(path, options)
-    engine = ensure_engine(path, options, device)
+    calib = onnx_preprocess(path) if options.precision == "int8" else None
+    engine = ensure_engine(path, options, device, calib_preprocess=calib)
     print(f"engine ready: {engine}")
     return 0
 

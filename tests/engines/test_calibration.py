@@ -1,0 +1,49 @@
+"""INT8 calibration must see frames exactly as the model will at run time:
+the same letterbox and the same normalisation (a semantic model's mean/std,
+not YOLO's [0, 1]), taken from the user's video, spread over the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.calibration import calibration_batches
+from engines.engine_cache import ShapeProfile
+from engines.model import Model, onnx_preprocess
+from semantic_models import export_tiny_fcn
+from stream.errors import ModelError
+from stream.sources import open_source
+
+
+def frames_of(video, seqs):
+    with open_source(str(video)) as src:
+        return [f for f in src if f.seq in seqs]
+
+
+def test_semantic_calibration_frames_are_normalised_like_the_adapter(tmp_path, video):
+    path = tmp_path / "fcn.onnx"
+    export_tiny_fcn(path)
+    profile = ShapeProfile(1, 2, 2, (96, 128), (96, 128), (96, 128))
+    batches = list(calibration_batches(str(video), profile, frames=4, preprocess=onnx_preprocess(str(path))))
+    assert len(batches) == 2 and batches[0].shape == (2, 3, 96, 128)
+    model = Model.load(str(path))
+    step = 795 // 4  # spread over the whole file
+    want = [model.preprocess(f).feed[model.adapter.input_name] for f in frames_of(video, {0, step})]
+    np.testing.assert_allclose(batches[0], np.concatenate(want), atol=1e-6)
+    assert batches[0].min() < 0  # ImageNet mean/std, not [0, 1]
+
+
+def test_yolo_calibration_frames_match_the_yolo_input(video, seg_model):
+    profile = ShapeProfile(1, 1, 1, (320, 320), (320, 320), (320, 320))
+    batch = next(calibration_batches(str(video), profile, frames=2, preprocess=onnx_preprocess(str(seg_model))))
+    model = Model.load(str(seg_model))
+    want = model.preprocess(frames_of(video, {0})[0]).feed[model.adapter.input_name]
+    np.testing.assert_array_equal(batch, want)
+    default = next(calibration_batches(str(video), profile, frames=2))  # without a model: YOLO's letterbox
+    np.testing.assert_array_equal(default, want)
+
+
+def test_a_profile_other_than_the_models_input_is_named(video, seg_model):
+    profile = ShapeProfile(1, 1, 1, (640, 640), (640, 640), (640, 640))
+    with pytest.raises(ModelError, match=r"calibration frames are prepared as \[1, 3, 320, 320\] but the engine's profile expects \[N, 3, 640, 640\]"):
+        next(calibration_batches(str(video), profile, frames=2, preprocess=onnx_preprocess(str(seg_model))))
