@@ -4,10 +4,12 @@ torch, so they run here on the CPU; on a GPU they run unchanged on CUDA."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 import torch
 
-from engines.device_path import assemble_masks_on_device, letterbox_on_device
+from engines.device_path import assemble_masks_on_device, letterbox_on_device, resize_like_cv2
 from engines.letterbox import letterbox, to_blob
 from engines.masks import assemble_masks
 from engines.model import Model
@@ -20,13 +22,22 @@ def frames(video, n):
 
 
 def test_letterbox_on_device_matches_the_cpu_letterbox(video):
+    """Same geometry, and the same pixels: the network sees what the CPU path gives it."""
     image = frames(video, 1)[0].image
     for input_hw in [(320, 320), (640, 640), (576, 768)]:
         padded, lb = letterbox(image, input_hw)
         blob, dlb = letterbox_on_device(torch.from_numpy(image), input_hw)
         assert dlb == lb
-        # cv2 rounds the resized image to uint8, torch keeps floats: within one grey level.
-        assert np.abs(blob.numpy() - to_blob(padded)).max() <= 1.01 / 255
+        np.testing.assert_array_equal(blob.numpy(), to_blob(padded))
+
+
+@pytest.mark.parametrize("hw, new_hw", [((576, 768), (240, 320)), ((1080, 1920), (360, 640)), ((480, 640), (320, 427)),
+                                         ((720, 1280), (384, 683))])
+def test_shrinking_on_device_gives_cv2s_pixels(hw, new_hw):
+    image = np.random.default_rng(0).integers(0, 256, hw + (3,), dtype=np.uint8)
+    want = cv2.resize(image, new_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    got = resize_like_cv2(torch.from_numpy(image), *new_hw).numpy()
+    np.testing.assert_array_equal(got, want)
 
 
 def test_masks_on_device_match_the_cpu_masks(video, seg_model):
