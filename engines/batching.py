@@ -45,9 +45,14 @@ def _make_batch_dynamic(model) -> int:
             continue
         tensor = tensors[node.input[1]]
         shape = numpy_helper.to_array(tensor).copy()
+        allowzero = [a for a in node.attribute if a.name == "allowzero"]
+        if allowzero and allowzero[0].i and (shape == 0).any():
+            continue  # a literal empty dimension: not ours to reinterpret
         if shape.size and shape[0] == 1:
             shape[0] = 0  # Reshape: 0 = keep this dimension of the input, i.e. the batch
             tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
+            for a in allowzero:
+                a.i = 0  # torch exports set allowzero=1, under which 0 would mean "empty", not "copy"
             changed += 1
     return changed
 

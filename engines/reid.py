@@ -4,8 +4,9 @@ Any model with one image input [N, 3, H, W] and one [N, D] output works
 (OSNet, the DeepSORT/FastReID family): crops are cut from the frame, resized
 to the model's H x W, normalised with ImageNet mean/std (what torchreid and
 FastReID train with) and the features are L2-normalised so that a dot product
-is a cosine similarity. All crops of a frame go in one call when the batch
-axis is dynamic; a model exported with a fixed batch is fed in chunks of it.
+is a cosine similarity. All crops of a frame go in one call: a model
+exported with a fixed batch of 1 is made batch-dynamic once (verified, cached,
+`engines.batching`), and one that cannot be is fed in chunks of its batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stream.errors import ModelError
 from stream.types import Detections
 
 from .backend import Backend, load_backend
+from .batching import batchable_model
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,13 @@ class ReidEmbedder:
 
     @classmethod
     def load(cls, path: str, device: str = "cpu", threads: int | None = None) -> ReidEmbedder:
+        """Loads `path`; a model exported with a fixed batch of 1 (OSNet's
+        usual export) is replaced by its verified batch-dynamic copy, so all
+        crops of a frame go in one call."""
+        try:
+            path = batchable_model(path)
+        except ModelError as err:
+            log.info("%s; re-id crops go one call per batch instead", err)
         return cls(load_backend(path, "auto", device, threads))
 
     def crops(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:

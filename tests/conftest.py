@@ -23,6 +23,13 @@ def asset(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory) -> None:
+    """Engines and batch-dynamic model copies go to a temporary cache, never the user's."""
+    if not os.environ.get("SEGSTREAM_CACHE"):
+        os.environ["SEGSTREAM_CACHE"] = str(tmp_path_factory.mktemp("segstream-cache"))
+
+
 @pytest.fixture(scope="session")
 def video() -> Path:
     return asset("video/vtest.avi")

@@ -69,10 +69,30 @@ def test_stack_and_split_are_inverse():
     assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(split_outputs(stacked, 3), feeds))
 
 
-def test_a_model_whose_patched_graph_does_not_load_is_refused_cleanly(tmp_path):
-    """OSNet's export folds its batch into a Reshape that the patch cannot fix: one clear error, no partial file."""
+def test_a_model_whose_patched_graph_does_not_run_is_refused_cleanly(tmp_path):
+    """A Reshape past the batch that the patch cannot fix: one clear error, no partial file."""
+    class FlattensThenFolds(torch.nn.Module):
+        def forward(self, x):
+            return (x.reshape(1, -1) * 2).reshape(3, 64)
+
+    path = tmp_path / "model" / "folds.onnx"
+    path.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(FlattensThenFolds(), torch.rand(1, 3, 8, 8), str(path), dynamo=False)
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelError, match="could not be made batchable"):
+        batchable_model(str(path), cache)
+    assert not list(cache.iterdir())
+
+
+def test_torch_exports_with_allowzero_reshapes_become_batchable(tmp_path):
+    """OSNet's export (allowzero=1 on its flatten) takes a whole frame of crops in one call."""
     from conftest import asset
 
-    with pytest.raises(ModelError, match="could not be made batchable"):
-        batchable_model(str(asset("models/osnet_x0_25_msmt17.onnx")), tmp_path)
-    assert not list(tmp_path.iterdir())
+    path = asset("models/osnet_x0_25_msmt17.onnx")
+    batched = batchable_model(str(path), tmp_path)
+    x = np.random.default_rng(2).random((3, 3, 256, 128), dtype=np.float32)
+    together = run(batched, x)[0]
+    for i in range(3):
+        np.testing.assert_allclose(run(path, x[i:i + 1])[0][0], together[i], rtol=1e-5, atol=1e-5)

@@ -1,10 +1,12 @@
 """A real re-id model (OSNet on PETS09 ground-truth crops) gives one unit
 vector per detection, and the same person looks closer to themselves than to
-others; a model whose batch is fixed at 1 still takes every crop of a frame."""
+others; a model exported with a batch fixed at 1 still takes all the crops
+of a frame in one call, with the same features."""
 
 import numpy as np
 
 from conftest import asset
+from engines.backend import load_backend
 from engines.reid import ReidEmbedder
 from stream.sources import open_source
 from stream.types import Detections
@@ -24,7 +26,7 @@ def gt_frames(frames):
 
 def test_same_person_is_closer_than_different_people(video):
     embed = ReidEmbedder.load(str(asset("models/osnet_x0_25_msmt17.onnx")))
-    assert embed.batch == 1 and embed.size == (128, 256)  # this export has a fixed batch of 1
+    assert embed.batch is None and embed.size == (128, 256)  # exported with a batch of 1, made dynamic
     wanted = gt_frames([0, 40, 80, 120])
     feats, ids = [], []
     with open_source(str(video)) as src:
@@ -43,6 +45,17 @@ def test_same_person_is_closer_than_different_people(video):
     same = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
     different = ids[:, None] != ids[None, :]
     assert sim[same].mean() > sim[different].mean() + 0.03
+
+
+def test_a_fixed_batch_export_runs_all_crops_at_once_with_the_same_features(video):
+    path = str(asset("models/osnet_x0_25_msmt17.onnx"))
+    one_by_one = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"))
+    batched = ReidEmbedder.load(path)
+    assert one_by_one.batch == 1 and batched.batch is None
+    dets = gt_frames([60])[60]
+    with open_source(str(video)) as src:
+        frame = next(f for f in src if f.seq == 60)
+    np.testing.assert_allclose(batched(frame.image, dets), one_by_one(frame.image, dets), atol=1e-5)
 
 
 def test_no_detections_and_boxes_partly_outside_the_frame(video):
