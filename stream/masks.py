@@ -113,6 +113,8 @@ class BoxMasks:
         return (self.mask(i) for i in range(len(self)))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("BoxMasks holds crops: the dense (N, H, W) array is always a new copy")
         dense = self.dense()
         return dense if dtype is None else dense.astype(dtype, copy=False)
 

@@ -29,6 +29,8 @@ def test_dense_round_trip_and_array_reading():
     np.testing.assert_array_equal(masks[:, 5:10, 3:5], dense[:, 5:10, 3:5])
     assert masks.areas().tolist() == dense.sum(axis=(1, 2)).tolist()
     assert masks.crops[2].size == 0 and masks.crops[3].shape == (1, 1)  # cut to each mask's bounding box
+    with pytest.raises(ValueError, match="always a new copy"):
+        np.asarray(masks, copy=False)
 
 
 def test_known_box_windows_are_kept_as_given():
