@@ -46,12 +46,15 @@ def model_adapter(
 def onnx_preprocess(path: str, semantic: SemanticConfig | None = None) -> Callable[[Frame], np.ndarray]:
     """Frame -> the network input blob, as the model's adapter will prepare it
     (letterbox, mean/std), read from the ONNX file alone: INT8 calibration
-    needs it before the engine that will run the model exists."""
-    inputs, metadata = onnx_inputs_and_metadata(path)
-    adapter = model_adapter(inputs, onnx_outputs(path), metadata, PostprocessConfig(), semantic, path)
+    needs it before the engine that will run the model exists. The file is
+    read on the first call, so a run that never calibrates never reads it."""
+    adapters: list[Any] = []
 
     def preprocess(frame: Frame) -> np.ndarray:
-        feed, _ = adapter.preprocess(frame)
+        if not adapters:
+            inputs, metadata = onnx_inputs_and_metadata(path)
+            adapters.append(model_adapter(inputs, onnx_outputs(path), metadata, PostprocessConfig(), semantic, path))
+        feed, _ = adapters[0].preprocess(frame)
         return next(iter(feed.values()))
 
     return preprocess

@@ -47,3 +47,10 @@ def test_a_profile_other_than_the_models_input_is_named(video, seg_model):
     profile = ShapeProfile(1, 1, 1, (640, 640), (640, 640), (640, 640))
     with pytest.raises(ModelError, match=r"calibration frames are prepared as \[1, 3, 320, 320\] but the engine's profile expects \[N, 3, 640, 640\]"):
         next(calibration_batches(str(video), profile, frames=2, preprocess=onnx_preprocess(str(seg_model))))
+
+
+def test_the_model_file_is_read_only_when_calibrating(tmp_path, video):
+    """`--precision int8` on a machine that falls back to ONNX Runtime never calibrates: nothing is read."""
+    prepare = onnx_preprocess(str(tmp_path / "missing.onnx"))
+    with pytest.raises(ModelError, match="model file not found"):
+        prepare(frames_of(video, {0})[0])
