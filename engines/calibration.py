@@ -8,6 +8,8 @@ give scales that fit their scenes, which a generic image set does not.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Callable, Iterator
 
 import numpy as np
@@ -20,6 +22,23 @@ from .engine_cache import ShapeProfile
 from .letterbox import letterbox, to_blob
 
 
+def yolo_preprocess(profile: ShapeProfile) -> Callable[[Frame], np.ndarray]:
+    """The preparation without a model at hand: YOLO's letterbox to the profile's size, RGB in [0, 1]."""
+    return lambda frame: to_blob(letterbox(frame.image, profile.opt_hw)[0])
+
+
+def fingerprint(preprocess: Callable[[Frame], np.ndarray]) -> str:
+    """A short hash of what `preprocess` makes of a fixed synthetic frame: an
+    INT8 engine is calibrated for one preparation (size, letterbox, mean/std),
+    so the engine cache keys it and a changed preparation rebuilds."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    blob = np.ascontiguousarray(preprocess(Frame(image, "fingerprint", 0, time.time(), time.monotonic())))
+    digest = hashlib.sha256(str((blob.shape, blob.dtype.str)).encode())
+    digest.update(blob.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def calibration_batches(
     spec: str, profile: ShapeProfile, frames: int = 256, preprocess: Callable[[Frame], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
@@ -28,7 +47,7 @@ def calibration_batches(
     incomplete batch is dropped). Without `preprocess`, YOLO's: a letterbox to
     the profile's size, RGB in [0, 1]."""
     batch = profile.opt_batch
-    prepare = preprocess or (lambda frame: to_blob(letterbox(frame.image, profile.opt_hw)[0]))
+    prepare = preprocess or yolo_preprocess(profile)
     with open_source(spec, "calib") as source:
         total = source.frame_count or frames
         step = max(total // frames, 1)

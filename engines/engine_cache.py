@@ -76,6 +76,7 @@ class BuildOptions:
     workspace_mb: int = 1024
     calib: str | None = None  # video file or image folder; only for int8
     calib_frames: int = 256
+    calib_input: str | None = None  # int8: fingerprint of how calibration frames are prepared (`calibration.fingerprint`)
     cuda_graph: bool = False  # torch backend only: replay the model as one CUDA graph
 
     def __post_init__(self) -> None:

@@ -208,6 +208,10 @@ def ensure_engine(
         raise ModelError(f"model file not found: {onnx_path}")
     cache = cache or EngineCache()
     info = device_info(trt, device)
+    if options.precision == "int8":
+        from .calibration import fingerprint, yolo_preprocess
+
+        options = replace(options, calib_input=fingerprint(calib_preprocess or yolo_preprocess(options.profile)))
     found, why = cache.lookup(onnx_path, info, options)
     if found is not None:
         log.info("using cached TensorRT engine %s", found)

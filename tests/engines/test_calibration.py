@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.calibration import calibration_batches
+from engines.calibration import calibration_batches, fingerprint, yolo_preprocess
 from engines.engine_cache import ShapeProfile
 from engines.model import Model, onnx_preprocess
+from engines.semantic import SemanticConfig
 from semantic_models import export_tiny_fcn
 from stream.errors import ModelError
 from stream.sources import open_source
@@ -54,3 +55,15 @@ def test_the_model_file_is_read_only_when_calibrating(tmp_path, video):
     prepare = onnx_preprocess(str(tmp_path / "missing.onnx"))
     with pytest.raises(ModelError, match="model file not found"):
         prepare(frames_of(video, {0})[0])
+
+
+def test_the_preparation_fingerprint_follows_size_and_normalisation(tmp_path, seg_model):
+    """An INT8 engine is keyed by how its calibration frames were prepared: another mean/std rebuilds it."""
+    path = str(tmp_path / "fcn.onnx")
+    export_tiny_fcn(path)
+    imagenet = fingerprint(onnx_preprocess(path))
+    assert imagenet == fingerprint(onnx_preprocess(path))
+    assert imagenet != fingerprint(onnx_preprocess(path, SemanticConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))))
+    yolo = fingerprint(onnx_preprocess(str(seg_model)))
+    assert yolo == fingerprint(yolo_preprocess(ShapeProfile(1, 1, 1, (320, 320), (320, 320), (320, 320))))
+    assert yolo not in (imagenet, fingerprint(yolo_preprocess(ShapeProfile(1, 1, 1, (640, 640), (640, 640), (640, 640)))))

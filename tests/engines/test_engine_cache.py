@@ -31,6 +31,8 @@ def test_key_changes_with_everything_an_engine_depends_on():
         engine_key("abc", DeviceInfo("10.3.1", "Orin", (8, 7)), BuildOptions("fp16", PROFILE)),
         engine_key("abc", ORIN, BuildOptions("fp32", PROFILE)),
         engine_key("abc", ORIN, BuildOptions("fp16", ShapeProfile(1, 4, 8, (320, 320), (320, 320), (320, 320)))),
+        engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="1111")),
+        engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="2222")),  # other mean/std
     ]
     assert base not in others and len(set(others)) == len(others)
 
