@@ -32,10 +32,10 @@ from stream.wire import WireError
 from tracking.evaluation import evaluate_mot
 from tracking.mot import mot_sequences, track_sequences
 
-from .config import RunConfig, TrackerConfig, load_config
+from .config import BuildFileConfig, RunConfig, TrackerConfig, load_config
 from .metrics import MetricsServer
 from .runner import RunStats
-from .session import build_pipeline, make_tracker_factory
+from .session import build_pipeline, make_tracker_factory, semantic_config
 
 log = logging.getLogger("segstream")
 
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     build.add_argument("--batch", type=int, default=1, help="largest batch the engine accepts (default 1)")
     build.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
+    build.add_argument("--config", help="the run's YAML file: its `semantic` mean/std/input_size prepare INT8 calibration frames")
     _common(build)
     build.set_defaults(func=cmd_build)
 
@@ -297,13 +298,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     """Prebuild the engine `run` would build, with visible progress; without
     TensorRT or a GPU, say so in one line and what `run` will use instead."""
+    semantic = semantic_config(load_config(args.config, schema=BuildFileConfig)) if args.config else None
     options = BuildOptions(args.precision or "fp16", ShapeProfile(1, args.batch, args.batch), calib=args.calib)
     path = resolve_model(args.model)
     name, device, why = choose_backend("tensorrt", args.device)
     if name != "tensorrt":
         raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
     options, _ = options_for_model(path, options)
-    calib = onnx_preprocess(path) if options.precision == "int8" else None
+    calib = onnx_preprocess(path, semantic) if options.precision == "int8" else None
     engine = ensure_engine(path, options, device, calib_preprocess=calib)
     print(f"engine ready: {engine}")
     return 0

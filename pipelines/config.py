@@ -55,6 +55,15 @@ class SemanticSettings(BaseModel):
     min_stuff_area: int = Field(4096, ge=0)  # panoptic: smaller stuff regions are dropped
 
 
+class BuildFileConfig(BaseModel):
+    """What `segstream build --config` reads of a run's YAML file: how semantic
+    models prepare frames, which INT8 calibration must follow. Other keys are
+    the run's and are ignored here."""
+
+    model_config = ConfigDict(extra="ignore")
+    semantic: SemanticSettings = Field(default_factory=SemanticSettings)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -31,7 +31,7 @@ from tracking.cmc import CameraMotion
 from tracking.deepsort import DeepSort
 from tracking.sort import Sort
 
-from .config import RunConfig, TrackerConfig
+from .config import BuildFileConfig, RunConfig, TrackerConfig
 from .runner import Pipeline
 from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source
 
@@ -70,7 +70,7 @@ def build_options(config: RunConfig) -> BuildOptions:
                         cuda_graph=config.cuda_graph)
 
 
-def semantic_config(config: RunConfig) -> SemanticConfig:
+def semantic_config(config: RunConfig | BuildFileConfig) -> SemanticConfig:
     s = config.semantic
     return SemanticConfig(
         tuple(s.mean) if s.mean else None, tuple(s.std) if s.std else None,  # type: ignore[arg-type]

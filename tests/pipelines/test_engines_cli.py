@@ -32,6 +32,18 @@ def test_int8_without_calibration_frames_is_a_config_error(seg_model):
     assert result.returncode == 2 and "int8 needs calibration frames: give --calib" in result.stderr
 
 
+def test_build_reads_the_semantic_section_of_a_run_config_and_names_a_bad_key(seg_model, tmp_path):
+    """`build --int8 --config run.yaml` calibrates with the run's mean/std; a bad value is named before anything else."""
+    bad = tmp_path / "run.yaml"
+    bad.write_text("source: [cam.mp4]\nsemantic:\n  mean: [0.5, 0.5]\n")
+    result = segstream("build", seg_model, "--int8", "--calib", "frames/", "--config", bad)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "'semantic.mean': List should have at least 3 items" in result.stderr
+    bad.write_text("source: [cam.mp4]\nsemantic:\n  mean: [0.5, 0.5, 0.5]\n  std: [0.5, 0.5, 0.5]\n")
+    result = segstream("build", seg_model, "--int8", "--calib", "frames/", "--config", bad)
+    assert "cannot build a TensorRT engine here" in result.stderr  # the config was fine; no GPU here
+
+
 def test_run_with_tensorrt_falls_back_to_onnxruntime_and_says_why(video, seg_model):
     result = segstream("run", "--source", video, "--model", seg_model, "--backend", "tensorrt", "--max-frames", 3,
                        "--no-progress")
