@@ -32,8 +32,10 @@ def test_letterbox_on_device_matches_the_cpu_letterbox(video):
 
 
 @pytest.mark.parametrize("hw, new_hw", [((576, 768), (240, 320)), ((1080, 1920), (360, 640)), ((480, 640), (320, 427)),
-                                         ((720, 1280), (384, 683))])
-def test_shrinking_on_device_gives_cv2s_pixels(hw, new_hw):
+                                         ((720, 1280), (384, 683)), ((240, 320), (480, 640)), ((100, 100), (640, 640)),
+                                         ((1080, 1920), (1152, 2048))])
+def test_resizing_on_device_gives_cv2s_pixels(hw, new_hw):
+    """Shrinking and enlarging, edges included: bit for bit what cv2 gives the CPU path."""
     image = np.random.default_rng(0).integers(0, 256, hw + (3,), dtype=np.uint8)
     want = cv2.resize(image, new_hw[::-1], interpolation=cv2.INTER_LINEAR)
     got = resize_like_cv2(torch.from_numpy(image), *new_hw).numpy()
