@@ -121,6 +121,23 @@ def assemble_masks_on_device(protos: Any, coefficients: Any, xyxy: np.ndarray, f
     return (upsampled > 0) & inside
 
 
+def box_crops_to_host(masks: Any, ranges: np.ndarray, frame_hw: tuple[int, int]) -> BoxMasks:
+    """(N, H, W) device masks that are zero outside their end-exclusive pixel
+    `ranges` (x0, y0, x1, y1) -> `BoxMasks` on the host, with one
+    device-to-host copy of just the box pixels instead of N whole frames."""
+    import torch
+
+    boxes = ranges.tolist()
+    pieces = [masks[i, y0:y1, x0:x1].reshape(-1) for i, (x0, y0, x1, y1) in enumerate(boxes)]
+    flat = torch.cat(pieces).cpu().numpy() if pieces else np.zeros(0, bool)
+    crops, at = [], 0
+    for x0, y0, x1, y1 in boxes:
+        h, w = max(y1 - y0, 0), max(x1 - x0, 0)
+        crops.append(flat[at:at + h * w].reshape(h, w))
+        at += h * w
+    return BoxMasks(crops, ranges[:, :2], frame_hw)
+
+
 class FrameUploader:
     """Copies frames to the device through one reused pinned buffer (an
     asynchronous copy; the next frame waits only for the previous copy)."""
@@ -185,7 +202,6 @@ class DeviceYoloPath:
         xyxy = lb.boxes_to_frame(boxes)
         protos = outputs[names[1]][0]
         coeff = torch.from_numpy(np.ascontiguousarray(coefficients, dtype=np.float32)).to(protos.device)
-        dense = assemble_masks_on_device(protos, coeff, xyxy, lb.frame_hw).cpu().numpy()
-        # Zero outside the boxes (cropped on the device): keep the box crops.
-        masks = BoxMasks.from_dense(dense, box_pixel_ranges(xyxy, lb.frame_hw))
+        dense = assemble_masks_on_device(protos, coeff, xyxy, lb.frame_hw)  # zero outside the boxes
+        masks = box_crops_to_host(dense, box_pixel_ranges(xyxy, lb.frame_hw), lb.frame_hw)
         return Detections(xyxy, scores, class_ids, masks=masks)

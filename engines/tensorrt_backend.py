@@ -193,7 +193,6 @@ def ensure_engine(
     options: BuildOptions,
     device: str = "cuda",
     cache: EngineCache | None = None,
-    calib_batches: Callable[[ShapeProfile], Iterable[np.ndarray]] | None = None,
     progress: Callable[[str], None] | None = None,
     calib_preprocess: Callable[[Frame], np.ndarray] | None = None,
 ) -> Path:
@@ -208,10 +207,12 @@ def ensure_engine(
         raise ModelError(f"model file not found: {onnx_path}")
     cache = cache or EngineCache()
     info = device_info(trt, device)
+    prepare = None
     if options.precision == "int8":
         from .calibration import fingerprint, yolo_preprocess
 
-        options = replace(options, calib_input=fingerprint(calib_preprocess or yolo_preprocess(options.profile)))
+        prepare = calib_preprocess or yolo_preprocess(options.profile)
+        options = replace(options, calib_input=fingerprint(prepare))  # the engine is keyed by the preparation too
     found, why = cache.lookup(onnx_path, info, options)
     if found is not None:
         log.info("using cached TensorRT engine %s", found)
@@ -219,12 +220,10 @@ def ensure_engine(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"{why} ({options.precision}, {info.describe()}); this can take minutes")
     batches = None
-    if options.precision == "int8":
+    if prepare is not None:
         from .calibration import calibration_batches
 
-        make = calib_batches or (lambda profile: calibration_batches(
-            options.calib or "", profile, options.calib_frames, calib_preprocess))
-        batches = make(options.profile)
+        batches = calibration_batches(options.calib or "", options.profile, options.calib_frames, prepare)
     data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say)
     path = cache.store(onnx_path, info, options, data)
     say(f"engine saved to {path}")

@@ -28,7 +28,7 @@ from stream.boxes import cxcywh_to_xyxy
 from stream.errors import ModelError
 from stream.types import NUM_KEYPOINTS, Detections, Frame
 
-from .backend import TensorSpec, metadata_list
+from .backend import TensorSpec, imgsz_of, metadata_list
 from .letterbox import Letterbox, letterbox, to_blob
 from .masks import assemble_masks
 from .nms import batched_nms
@@ -207,8 +207,7 @@ def make_adapter(
     inp = inputs[0]
     h, w = inp.shape[2], inp.shape[3]
     if not (isinstance(h, int) and isinstance(w, int)):
-        size = [int(v) for v in metadata_list(metadata, "imgsz") or [640, 640]]
-        h, w = (size * 2)[:2] if len(size) == 1 else size[:2]
+        h, w = imgsz_of(metadata)
     input_hw = (int(h), int(w))
 
     heads = [o for o in outputs if len(o.shape) == 3]

@@ -376,7 +376,7 @@ class Pipeline:
 
     def _postprocess(self, p: Packet) -> None:
         p.detections = self.models.postprocess(p.outputs, p.prepared)
-        if getattr(self.models, "semantic_model", None) is not None:
+        if self.models.semantic_model is not None:
             p.semantic = self.models.semantic(p.outputs, p.prepared)
         if self.embed is not None:
             p.detections = p.detections.with_(embeddings=self.embed(p.frame.image, p.detections))

@@ -15,24 +15,15 @@ def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarr
     return iou
 
 
-def centre_distance_penalty(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """(A, B) DIoU's penalty: squared centre distance over the squared diagonal
-    of the smallest box enclosing both. Unlike IoU it still ranks pairs that do
-    not overlap (fast motion, low frame rates) and prefers the nearer of two
-    overlapping candidates."""
-    a, b = a_xyxy.T[:, :, None], b_xyxy.T[:, None, :]  # (4, A, 1) and (4, 1, B): 2-D broadcasts per coordinate
-    dx = (a[0] + a[2]) - (b[0] + b[2])
-    dy = (a[1] + a[3]) - (b[1] + b[3])
-    w = np.maximum(a[2], b[2]) - np.minimum(a[0], b[0])
-    h = np.maximum(a[3], b[3]) - np.minimum(a[1], b[1])
-    return (dx * dx + dy * dy) / np.maximum(4 * (w * w + h * h), 1e-6)
-
-
 def iou_and_centre_penalty(
     det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`iou_similarity` and `centre_distance_penalty` together, sharing the
-    corner comparisons (the two largest costs of a BYTE update on few boxes)."""
+    """(D, T) `iou_similarity` and DIoU's centre penalty, computed together to
+    share the corner comparisons (the two largest costs of a BYTE update on
+    few boxes). The penalty is the squared centre distance over the squared
+    diagonal of the smallest box enclosing both: unlike IoU it still ranks
+    pairs that do not overlap (fast motion, low frame rates) and prefers the
+    nearer of two overlapping candidates."""
     a, b = det_xyxy.T[:, :, None], trk_xyxy.T[:, None, :]
     lo_x, hi_x = np.minimum(a[0], b[0]), np.maximum(a[0], b[0])
     lo_y, hi_y = np.minimum(a[1], b[1]), np.maximum(a[1], b[1])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.device_path import assemble_masks_on_device, letterbox_on_device, resize_like_cv2
+from engines.device_path import assemble_masks_on_device, box_crops_to_host, letterbox_on_device, resize_like_cv2
 from engines.letterbox import letterbox, to_blob
 from engines.masks import assemble_masks
 from engines.model import Model
@@ -56,3 +56,15 @@ def test_masks_on_device_match_the_cpu_masks(video, seg_model):
         assert got.shape == want.shape and len(got) > 0
         iou = (got & want).sum(axis=(1, 2)) / np.maximum((got | want).sum(axis=(1, 2)), 1)
         assert iou.min() >= 0.99
+
+
+def test_only_the_box_pixels_come_back_and_they_are_the_masks():
+    rng = np.random.default_rng(3)
+    ranges = np.array([[2, 3, 9, 8], [0, 0, 20, 12], [5, 5, 5, 9]])  # the last box is empty
+    dense = np.zeros((3, 12, 20), bool)
+    for i, (x0, y0, x1, y1) in enumerate(ranges):
+        dense[i, y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) > 0.5
+    got = box_crops_to_host(torch.from_numpy(dense), ranges, (12, 20))
+    np.testing.assert_array_equal(np.asarray(got), dense)
+    assert [c.shape for c in got.crops] == [(5, 7), (12, 20), (4, 0)]
+    assert len(box_crops_to_host(torch.zeros((0, 12, 20), dtype=torch.bool), ranges[:0], (12, 20))) == 0
