@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -63,20 +63,20 @@ BackendFactory = Callable[..., Backend]
 ORDER = ("tensorrt", "torch", "onnxruntime")  # what `auto` tries on a GPU, best first
 
 
-def _onnxruntime(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
+def _onnxruntime(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, device=device, threads=threads)
 
 
-def _tensorrt(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
+def _tensorrt(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
     from .tensorrt_backend import TensorRTBackend, ensure_engine, options_for_model
 
-    options, metadata = options_for_model(path, build)
-    return TensorRTBackend(ensure_engine(path, options, device, calib_preprocess=calib_preprocess), device, metadata)
+    options, metadata = options_for_model(path, build, preprocess)
+    return TensorRTBackend(ensure_engine(path, options, device, calib_preprocess=preprocess), device, metadata)
 
 
-def _torch(path: str, device: str, threads: int | None, build: Any, calib_preprocess: Any = None) -> Backend:
+def _torch(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
     from .torch_backend import TorchBackend
 
     half = build is not None and build.precision != "fp32" and device != "cpu"
@@ -128,29 +128,36 @@ MISSING = {
 }
 
 
-def choose_backend(backend: str, device: str, caps: Any = None) -> tuple[str, str, str]:
+def choose_backend(
+    backend: str, device: str, caps: Any = None, failed: Sequence[tuple[str, str]] = (),
+) -> tuple[str, str, str]:
     """(backend, device, why) for a request. `auto` on a GPU takes TensorRT,
     then torch, then ONNX Runtime's CUDA provider; without a GPU, ONNX Runtime
     on the CPU. An explicit backend or device this machine cannot serve falls
-    back the same way, with the reason in `why` (logged as a warning)."""
+    back the same way, with the reason in `why` (logged as a warning).
+    `failed` lists (backend, reason) pairs already tried for this model
+    (TensorRT cannot parse it, say): they are skipped the same way."""
     if backend != "auto" and backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}: choose auto or one of {', '.join(BACKENDS)}")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ModelError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     caps = caps or Capabilities()
+    tried = dict(failed)
     notes: list[str] = []
     if device == "cpu":
-        if backend == "torch" and caps.torch_onnx:
+        if backend == "torch" and caps.torch_onnx and "torch" not in tried:
             return "torch", "cpu", "asked for torch on cpu"
         if backend in ("tensorrt", "torch"):
-            notes.append(f"{backend} on cpu is not possible" if backend == "tensorrt" else MISSING["torch"])
+            notes.append("tensorrt on cpu is not possible" if backend == "tensorrt" else tried.get("torch", MISSING["torch"]))
         return "onnxruntime", "cpu", "; ".join(notes) or ("asked for" if backend != "auto" else "device cpu")
     gpu = device if device.startswith("cuda") else "cuda"
     if not caps.cuda:
         return "onnxruntime", "cpu", "no NVIDIA GPU found (no driver, or torch.cuda.is_available() is False)"
     wanted = list(ORDER) if backend == "auto" else [backend] + [b for b in ORDER if b != backend]
     for name in wanted:
-        if name == "tensorrt" and not caps.tensorrt:
+        if name in tried:
+            notes.append(f"{name} failed: {tried[name]}")
+        elif name == "tensorrt" and not caps.tensorrt:
             notes.append(MISSING["tensorrt"])
         elif name == "torch" and not caps.torch_onnx:
             notes.append(MISSING["torch"])
@@ -164,22 +171,37 @@ def choose_backend(backend: str, device: str, caps: Any = None) -> tuple[str, st
 
 def load_backend(
     path: str, backend: str = "auto", device: str = "auto", threads: int | None = None, build: Any = None,
-    calib_preprocess: Any = None,
+    preprocess: Any = None, caps: Any = None,
 ) -> Backend:
     """Load `path` with the backend `choose_backend` picks; `build` (BuildOptions)
     sets TensorRT's precision and batch profile and torch's fp16;
-    `calib_preprocess` (Frame -> input blob) prepares INT8 calibration frames
-    the way the model's adapter will prepare real ones."""
-    caps = Capabilities()
-    name, dev, why = choose_backend(backend, device, caps)
-    # Warn when the run is not what was asked for, or a GPU sits unused; `auto` on a CPU machine is silent.
-    off_gpu = dev == "cpu" and (device.startswith("cuda") or (device == "auto" and caps.cuda))
-    fell_back = (backend != "auto" and name != backend) or off_gpu
-    if fell_back:
-        log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
-    loaded = BACKENDS[name](path, dev, threads, build, calib_preprocess)
-    log.info("%s: %s on %s (%s)", Path(path).name, loaded.name, dev, why)
-    return loaded
+    `preprocess` (Frame -> input blob) is how the model's adapter will prepare
+    frames: TensorRT sizes a dynamic input's profile by it and prepares INT8
+    calibration frames with it.
+
+    A GPU backend that cannot take this model (TensorRT does not compile
+    two-stage models or some operators, onnx2torch does not convert every
+    graph) is skipped with a one-line warning and the next one tried, as when
+    it is not installed; ONNX Runtime's own error is final."""
+    caps = caps or Capabilities()
+    failed: list[tuple[str, str]] = []
+    while True:
+        name, dev, why = choose_backend(backend, device, caps, failed)
+        # Warn when the run is not what was asked for, or a GPU sits unused; `auto` on a CPU machine is silent.
+        off_gpu = dev == "cpu" and (device.startswith("cuda") or (device == "auto" and caps.cuda))
+        if failed:
+            log.warning("%s: %s cannot run it (%s): using %s on %s", Path(path).name, *failed[-1], name, dev)
+        elif (backend != "auto" and name != backend) or off_gpu:
+            log.warning("%s: using %s on %s instead of %s on %s: %s", Path(path).name, name, dev, backend, device, why)
+        try:
+            loaded = BACKENDS[name](path, dev, threads, build, preprocess)
+        except ModelError as err:
+            if name == "onnxruntime":
+                raise
+            failed.append((name, str(err)))
+            continue
+        log.info("%s: %s on %s (%s)", Path(path).name, loaded.name, dev, why)
+        return loaded
 
 
 def metadata_list(metadata: dict[str, str], key: str) -> list[float] | None:

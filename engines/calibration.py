@@ -27,13 +27,17 @@ def yolo_preprocess(profile: ShapeProfile) -> Callable[[Frame], np.ndarray]:
     return lambda frame: to_blob(letterbox(frame.image, profile.opt_hw)[0])
 
 
+def sample_frame() -> Frame:
+    """A fixed 640x480 noise frame: what a preparation makes of it shows its input size and scaling."""
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    return Frame(image, "sample", 0, time.time(), time.monotonic())
+
+
 def fingerprint(preprocess: Callable[[Frame], np.ndarray]) -> str:
     """A short hash of what `preprocess` makes of a fixed synthetic frame: an
     INT8 engine is calibrated for one preparation (size, letterbox, mean/std),
     so the engine cache keys it and a changed preparation rebuilds."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    blob = np.ascontiguousarray(preprocess(Frame(image, "fingerprint", 0, time.time(), time.monotonic())))
+    blob = np.ascontiguousarray(preprocess(sample_frame()))
     digest = hashlib.sha256(str((blob.shape, blob.dtype.str)).encode())
     digest.update(blob.tobytes())
     return digest.hexdigest()[:16]

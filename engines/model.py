@@ -45,9 +45,10 @@ def model_adapter(
 
 def onnx_preprocess(path: str, semantic: SemanticConfig | None = None) -> Callable[[Frame], np.ndarray]:
     """Frame -> the network input blob, as the model's adapter will prepare it
-    (letterbox, mean/std), read from the ONNX file alone: INT8 calibration
-    needs it before the engine that will run the model exists. The file is
-    read on the first call, so a run that never calibrates never reads it."""
+    (letterbox, mean/std), read from the ONNX file alone: TensorRT's shape
+    profile and INT8 calibration need it before the engine that will run the
+    model exists. The file is read on the first call, so a run that never
+    builds an engine never reads it."""
     adapters: list[Any] = []
 
     def preprocess(frame: Frame) -> np.ndarray:
@@ -94,8 +95,7 @@ class Model:
         build: BuildOptions | None = None,
         semantic: SemanticConfig | None = None,
     ) -> Model:
-        calib = onnx_preprocess(path, semantic) if build is not None and build.precision == "int8" else None
-        runtime = load_backend(path, backend, device, threads, build, calib)
+        runtime = load_backend(path, backend, device, threads, build, onnx_preprocess(path, semantic))
         adapter = model_adapter(runtime.inputs, runtime.outputs, runtime.metadata, PostprocessConfig(conf, iou),
                                 semantic, path)
         if classes:

@@ -58,7 +58,7 @@ def profile_for(input_shape: tuple[int | None, ...], batch: int, default_hw: tup
     (dynamic): a dynamic batch axis gets 1..`batch`, a fixed one must fit
     `batch`, dynamic height/width get `default_hw` (the model's imgsz)."""
     if len(input_shape) != 4:
-        raise ModelError(f"expected an NCHW image input, got shape {list(input_shape)}")
+        raise ModelError(f"only models with an [N, 3, H, W] image input are compiled, this one takes {list(input_shape)}")
     n, _, h, w = input_shape
     if n is not None and n != batch:
         raise ModelError(
@@ -69,10 +69,14 @@ def profile_for(input_shape: tuple[int | None, ...], batch: int, default_hw: tup
     return ShapeProfile(1 if n is None else n, batch, batch, hw, hw, hw)
 
 
-def options_for_model(path: str, build: BuildOptions | None) -> tuple[BuildOptions, dict[str, str]]:
-    """`build` with its shape profile filled in from the ONNX file's input
-    (static dims as they are, dynamic ones from the export's imgsz), and the
-    file's metadata for the adapters."""
+def options_for_model(
+    path: str, build: BuildOptions | None, preprocess: Callable[[Frame], np.ndarray] | None = None,
+) -> tuple[BuildOptions, dict[str, str]]:
+    """`build` with its shape profile filled in from the ONNX file's input, and
+    the file's metadata for the adapters. Static dims stay as they are; a
+    dynamic height/width gets the size `preprocess` (the adapter's own
+    preparation, which may follow the run's config) makes of a frame, else the
+    export's imgsz: a profile that missed the fed size would fail every call."""
     from .backend import imgsz_of
     from .onnx_info import onnx_inputs_and_metadata
 
@@ -80,7 +84,14 @@ def options_for_model(path: str, build: BuildOptions | None) -> tuple[BuildOptio
     options = build or BuildOptions()
     if len(inputs) != 1:
         raise ModelError(f"{path}: expected one image input, got {[i.name for i in inputs]}")
-    profile = profile_for(inputs[0].shape, options.profile.max_batch, imgsz_of(metadata))
+    hw = imgsz_of(metadata)
+    shape = inputs[0].shape
+    if preprocess is not None and len(shape) == 4 and None in shape[2:]:
+        from .calibration import sample_frame
+
+        blob = preprocess(sample_frame())
+        hw = (int(blob.shape[-2]), int(blob.shape[-1]))
+    profile = profile_for(shape, options.profile.max_batch, hw)
     return replace(options, profile=profile), metadata
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from engines.backend import choose_backend
+from engines.batching import batchable_model
 from engines.engine_cache import BuildOptions, ShapeProfile
 from engines.hub import resolve_model
 from engines.model import onnx_preprocess
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     build.add_argument("--batch", type=int, default=1, help="largest batch the engine accepts (default 1)")
     build.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
-    build.add_argument("--config", help="the run's YAML file: its `semantic` mean/std/input_size prepare INT8 calibration frames")
+    build.add_argument("--config", help="the run's YAML file: its `semantic` mean/std/input_size apply as in `run`")
     _common(build)
     build.set_defaults(func=cmd_build)
 
@@ -304,9 +305,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     name, device, why = choose_backend("tensorrt", args.device)
     if name != "tensorrt":
         raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
-    options, _ = options_for_model(path, options)
-    calib = onnx_preprocess(path, semantic) if options.precision == "int8" else None
-    engine = ensure_engine(path, options, device, calib_preprocess=calib)
+    if args.batch > 1:
+        path = batchable_model(path)  # what `run --batch` compiles: a static export's batch-dynamic copy
+    prepare = onnx_preprocess(path, semantic)  # as `run` will prepare frames: the profile and INT8 follow it
+    options, _ = options_for_model(path, options, prepare)
+    engine = ensure_engine(path, options, device, calib_preprocess=prepare)
     print(f"engine ready: {engine}")
     return 0
 

@@ -28,11 +28,14 @@ class TinyFCN(nn.Module):
         return self.upsample(self.encoder(x))
 
 
-def export_tiny_fcn(path: Path, classes: int = len(STREET_LABELS), hw: tuple[int, int] = (96, 128), seed: int = 0) -> nn.Module:
+def export_tiny_fcn(path: Path, classes: int = len(STREET_LABELS), hw: tuple[int, int] = (96, 128), seed: int = 0,
+                    dynamic: bool = False) -> nn.Module:
+    """Export with random weights; `dynamic`: batch, height and width are dynamic axes, as in many third-party exports."""
     torch.manual_seed(seed)
     model = TinyFCN(classes).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(model, torch.rand(1, 3, *hw), str(path), input_names=["input"], output_names=["out"],
+                          dynamic_axes={n: {0: "n", 2: "h", 3: "w"} for n in ("input", "out")} if dynamic else None,
                           dynamo=False)
     return model

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from engines.backend import Capabilities, choose_backend, load_backend
@@ -67,3 +68,37 @@ def test_this_machine_runs_the_model_on_onnxruntime_and_logs_the_fallback(seg_mo
         backend = load_backend(str(seg_model), "tensorrt", "auto")
     assert backend.name == "onnxruntime"
     assert "using onnxruntime on cpu instead of tensorrt" in caplog.text
+
+
+def _image_only_model(path):
+    """A real ONNX model with a two-stage model's input, an [3, H, W] image of any size (TensorRT cannot profile it)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [3])
+    graph = helper.make_graph([helper.make_node("ReduceMax", ["image"], ["scores"], axes=[1, 2], keepdims=0)],
+                              "two_stage_like", [image], [scores])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return str(path)
+
+
+def test_a_model_tensorrt_cannot_take_goes_to_the_next_backend_with_one_warning(tmp_path, caplog):
+    """`auto` on a GPU machine with TensorRT: a two-stage model is not a reason to stop the run."""
+    model = _image_only_model(tmp_path / "rcnn_like.onnx")
+    with caplog.at_level("WARNING"):
+        backend = load_backend(model, "auto", "auto", caps=Machine(cuda=True, tensorrt=True))
+    assert backend.name == "onnxruntime"  # this machine's runtime, on its CPU: the Machine says no CUDA provider
+    out = backend.infer({"image": np.arange(24, dtype=np.float32).reshape(3, 2, 4)})
+    np.testing.assert_array_equal(out["scores"], [7, 15, 23])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["rcnn_like.onnx: tensorrt cannot run it (only models with an [N, 3, H, W] image input are "
+                        "compiled, this one takes [3, None, None]): using onnxruntime on cpu"]
+
+
+def test_a_backend_that_failed_is_skipped_and_named():
+    assert choose_backend("auto", "auto", GPU_FULL, [("tensorrt", "cannot parse")])[:2] == ("torch", "cuda")
+    name, device, why = choose_backend("auto", "auto", GPU_FULL, [("tensorrt", "cannot parse"), ("torch", "no Loop")])
+    assert (name, device) == ("onnxruntime", "cuda")
+    assert why == "tensorrt failed: cannot parse; torch failed: no Loop; best available"
+    assert choose_backend("torch", "cpu", GPU_FULL, [("torch", "no Loop")]) == ("onnxruntime", "cpu", "no Loop")

@@ -10,10 +10,13 @@ import importlib.util
 import pytest
 
 from engines.engine_cache import BuildOptions, ShapeProfile
+from engines.model import onnx_preprocess
+from engines.semantic import SemanticConfig
 from engines.tensorrt_backend import build_serialized, ensure_engine, options_for_model, profile_for
 from stream.errors import ModelError
 
 import fake_tensorrt as trt
+from semantic_models import export_tiny_fcn
 
 HW = (320, 320)
 
@@ -34,6 +37,20 @@ def test_options_for_model_reads_the_input_from_the_onnx_file(seg_model):
     options, metadata = options_for_model(str(seg_model), BuildOptions("fp32"))
     assert options.precision == "fp32" and options.profile == ShapeProfile(1, 1, 1, HW, HW, HW)
     assert "names" in metadata  # the adapters still get Ultralytics' metadata
+
+
+def test_a_dynamic_input_is_profiled_at_the_size_its_adapter_feeds(tmp_path):
+    """A semantic model with a dynamic input gets an engine for the size the run feeds it (its config's
+    input_size, else the adapter's default), not Ultralytics' 640: any other profile fails every call."""
+    path = str(tmp_path / "fcn.onnx")
+    export_tiny_fcn(path, dynamic=True)
+    batch2 = BuildOptions("fp16", ShapeProfile(1, 2, 2))
+    options, _ = options_for_model(path, batch2, onnx_preprocess(path, SemanticConfig(input_hw=(256, 512))))
+    assert options.profile == ShapeProfile(1, 2, 2, (256, 512), (256, 512), (256, 512))
+    options, _ = options_for_model(path, batch2, onnx_preprocess(path))
+    assert options.profile.opt_hw == (520, 520)  # torchvision's size, the semantic adapter's default
+    options, _ = options_for_model(path, batch2)
+    assert options.profile.opt_hw == (640, 640)  # no adapter at hand: the export's imgsz, else 640
 
 
 def test_fp16_build_sets_flag_profile_workspace_and_timing_cache(tmp_path, seg_model):
