@@ -21,6 +21,8 @@ from .onnx_info import load_onnx, onnx_inputs_and_metadata, onnx_outputs
 
 log = logging.getLogger(__name__)
 
+MAX_GRAPHS = 8  # CUDA graphs kept per model, one per input shape (batch size); each holds its own memory
+
 
 class TorchBackend(Backend):
     name = "torch"
@@ -46,9 +48,7 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if half else torch.float32
         self.module = module.eval().to(self.device, self.dtype)
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
-        self._graph: Any = None
-        self._static_in: dict[str, Any] = {}
-        self._static_out: list[Any] = []
+        self._graphs: dict[tuple[tuple[int, ...], ...], tuple[Any, list[Any], list[Any]]] = {}
         self._names = [o.name for o in self.outputs]
         self.path = path
 
@@ -68,24 +68,35 @@ class TorchBackend(Backend):
             return {n: t.float().clone() if self.cuda_graph else t.float() for n, t in zip(self._names, outs)}
 
     def _replay(self, tensors: list[Any]) -> list[Any]:
-        """Capture once (static shapes), then copy the inputs in and replay."""
-        torch = self._torch
-        shapes = [tuple(t.shape) for t in tensors]
-        if self._graph is None or shapes != [tuple(t.shape) for t in self._static_in.values()]:
-            self._static_in = {s.name: t.clone() for s, t in zip(self.inputs, tensors)}
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(3):  # warm-up outside the graph (cuDNN picks its kernels here)
-                    self._forward(list(self._static_in.values()))
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._static_out = self._forward(list(self._static_in.values()))
-        for static, t in zip(self._static_in.values(), tensors):
+        """Capture once per input shapes, then copy the inputs in and replay.
+        Cross-stream batching sends batches of 1..N frames, so each size keeps
+        its own graph instead of recapturing whenever the size changes."""
+        key = tuple(tuple(t.shape) for t in tensors)
+        if key not in self._graphs:
+            if len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))  # the oldest
+            self._graphs[key] = self._capture(tensors)
+        graph, static_in, static_out = self._graphs[key]
+        for static, t in zip(static_in, tensors):
             static.copy_(t)
-        self._graph.replay()
-        return self._static_out
+        graph.replay()
+        return static_out
+
+    def _capture(self, tensors: list[Any]) -> tuple[Any, list[Any], list[Any]]:
+        """(graph, its input tensors, its output tensors) for inputs shaped like `tensors`."""
+        torch = self._torch
+        static_in = [t.clone() for t in tensors]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm-up outside the graph (cuDNN picks its kernels here)
+                self._forward(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self._forward(static_in)
+        log.info("%s: captured a CUDA graph for inputs %s", self.path, [list(t.shape) for t in tensors])
+        return graph, static_in, static_out
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
@@ -96,5 +107,5 @@ class TorchBackend(Backend):
         return {n: t.cpu().numpy() for n, t in out.items()}
 
     def close(self) -> None:
-        for attr in ("module", "_graph", "_static_in", "_static_out"):
+        for attr in ("module", "_graphs"):
             self.__dict__.pop(attr, None)
