@@ -40,6 +40,9 @@ class Backend(ABC):
     """
 
     name: str = "backend"
+    # True when calls must not overlap (one GPU execution context and its reused
+    # buffers); such a backend serialises them, and the pipeline keeps one frame in it.
+    serial: bool = False
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     metadata: dict[str, str]

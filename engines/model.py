@@ -171,6 +171,12 @@ class ModelSet:
         self.primary = primary[0] if primary else (objects[0] if objects else None)
         self.class_names = self.primary.class_names if self.primary else []
 
+    @property
+    def serial(self) -> bool:
+        """Whether a model's backend takes one call at a time (a GPU context):
+        then more than one frame in inference only waits in line."""
+        return any(m.backend.serial for m in self.models)
+
     def preprocess(self, frame: Frame) -> list[Prepared]:
         return [m.preprocess(frame) for m in self.models]
 

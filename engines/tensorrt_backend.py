@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -250,6 +251,7 @@ class TensorRTBackend(Backend):
     letterboxes and assembles masks on the GPU."""
 
     name = "tensorrt"
+    serial = True
 
     def __init__(self, engine_path: Path, device: str = "cuda", metadata: dict[str, str] | None = None) -> None:
         import torch
@@ -286,6 +288,7 @@ class TensorRTBackend(Backend):
             self._buffers[s.name] = torch.empty(int(np.prod(biggest)), dtype=_torch_dtype(torch, dtypes[s.name]),
                                                 device=self.device)
         self._pinned: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one context, one set of buffers: one call at a time
 
     def _bind(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         """Set input shapes and tensor addresses; -> views of the buffers with this call's shapes."""
@@ -306,8 +309,8 @@ class TensorRTBackend(Backend):
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        views = self._bind({n: tuple(a.shape) for n, a in feed.items()})
-        with torch.cuda.stream(self.stream):
+        with self._lock, torch.cuda.stream(self.stream):
+            views = self._bind({n: tuple(a.shape) for n, a in feed.items()})
             for name, array in feed.items():
                 pinned = self._pinned.get(name)
                 if pinned is None or pinned.numel() < array.size:
@@ -323,15 +326,16 @@ class TensorRTBackend(Backend):
     def infer_device(self, feed: dict[str, Any]) -> dict[str, Any]:
         """Torch CUDA tensors in, torch CUDA tensors out (cloned: the buffers are reused next call)."""
         torch = self._torch
-        views = self._bind({n: tuple(t.shape) for n, t in feed.items()})
-        # The inputs were made on the caller's stream (letterbox kernels): wait for them.
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
-            for name, tensor in feed.items():
-                views[name].copy_(tensor, non_blocking=True)
-            self._run()
-            out = {s.name: views[s.name].clone() for s in self.outputs}
-        self.stream.synchronize()
+        with self._lock:
+            views = self._bind({n: tuple(t.shape) for n, t in feed.items()})
+            # The inputs were made on the caller's stream (letterbox kernels): wait for them.
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.stream):
+                for name, tensor in feed.items():
+                    views[name].copy_(tensor, non_blocking=True)
+                self._run()
+                out = {s.name: views[s.name].clone() for s in self.outputs}
+            self.stream.synchronize()
         return out
 
     def close(self) -> None:

@@ -9,7 +9,9 @@ it is tested on machines without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,10 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if half else torch.float32
         self.module = module.eval().to(self.device, self.dtype)
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
+        # On a GPU, overlapping calls gain nothing (the device runs them in turn) and a
+        # CUDA graph's static buffers forbid them; on the CPU, calls may overlap.
+        self.serial = self.device.type == "cuda"
+        self._lock = threading.Lock() if self.serial else contextlib.nullcontext()
         self._graphs: dict[tuple[tuple[int, ...], ...], tuple[Any, list[Any], list[Any]]] = {}
         self._names = [o.name for o in self.outputs]
         self.path = path
@@ -60,7 +66,7 @@ class TorchBackend(Backend):
         """Torch tensors (on this device) in, torch tensors out (float32, owned by the caller)."""
         torch = self._torch
         tensors = [feed[s.name].to(self.device, self.dtype, non_blocking=True) for s in self.inputs]
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             if self.cuda_graph:
                 outs = self._replay(tensors)
             else:

@@ -63,6 +63,17 @@ def inference_layout(config: RunConfig, live: bool, cpus: int | None = None) -> 
     return InferenceLayout(cpus + 1, 1)
 
 
+def serial_layout(layout: InferenceLayout, serial: bool, asked_workers: int | None) -> InferenceLayout:
+    """One frame in flight when a backend takes one call at a time (TensorRT,
+    torch on a GPU): more would only queue at its lock, holding frames back."""
+    if not serial or layout.workers == 1:
+        return layout
+    if asked_workers:
+        log.warning("infer_workers: %d ignored, the GPU backend runs one call at a time (use --batch to fill it)",
+                    asked_workers)
+    return InferenceLayout(1, layout.threads)
+
+
 def build_options(config: RunConfig) -> BuildOptions:
     """What GPU backends compile for: precision and a batch profile (TensorRT
     reads the input size from the model)."""
@@ -122,7 +133,6 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             undo.callback(src.close)
             sources.append(src)
         layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources))
-        log.info("inference: %d frame(s) in flight, %s runtime thread(s) each", layout.workers, layout.threads or "default")
         paths = [resolve_model(m) for m in config.model]
         if config.batch > 1:
             paths = [batchable_model(p) for p in paths]
@@ -131,6 +141,8 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             config.backend, config.device, layout.threads, build_options(config), semantic_config(config),
         )
         undo.callback(models.close)
+        layout = serial_layout(layout, models.serial, config.infer_workers)
+        log.info("inference: %d frame(s) in flight, %s runtime thread(s) each", layout.workers, layout.threads or "default")
         sinks: list[Sink] = []
         if config.publish:
             publisher = Publisher(config.publish, hwm=config.hwm, curve_secret=config.curve_secret,

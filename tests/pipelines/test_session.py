@@ -1,8 +1,8 @@
 """The inference layout policy: files favour throughput, live sources latency,
-and explicit settings always win."""
+explicit settings win, and a GPU backend gets one frame at a time."""
 
 from pipelines.config import RunConfig
-from pipelines.session import InferenceLayout, inference_layout, unique_source_ids
+from pipelines.session import InferenceLayout, inference_layout, serial_layout, unique_source_ids
 
 
 def test_layout_policy():
@@ -12,6 +12,16 @@ def test_layout_policy():
     assert inference_layout(config, live=False, cpus=1) == InferenceLayout(1, None)
     explicit = RunConfig(source=["a.mp4"], model=["m.onnx"], threads=2)
     assert inference_layout(explicit, live=False, cpus=8) == InferenceLayout(1, 2)
+
+
+def test_a_gpu_backend_gets_one_frame_at_a_time(caplog):
+    """TensorRT and torch on a GPU take one call at a time; the file layout's extra frames would only queue."""
+    files = InferenceLayout(3, 1)
+    assert serial_layout(files, serial=False, asked_workers=None) == files
+    assert serial_layout(files, serial=True, asked_workers=None) == InferenceLayout(1, 1)
+    with caplog.at_level("WARNING"):
+        assert serial_layout(InferenceLayout(4, None), serial=True, asked_workers=4) == InferenceLayout(1, None)
+    assert "infer_workers: 4 ignored, the GPU backend runs one call at a time" in caplog.text
 
 
 def test_unique_source_ids():
