@@ -69,6 +69,8 @@ ORDER = ("tensorrt", "torch", "onnxruntime")  # what `auto` tries on a GPU, best
 def _onnxruntime(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
+    if build is not None and build.precision == "int8":
+        log.warning("%s: int8 is for TensorRT engines; onnxruntime runs the file as it is", Path(path).name)
     return OnnxRuntimeBackend(path, device=device, threads=threads)
 
 
@@ -83,6 +85,8 @@ def _torch(path: str, device: str, threads: int | None, build: Any, preprocess: 
     from .torch_backend import TorchBackend
 
     half = build is not None and build.precision != "fp32" and device != "cpu"
+    if half and build.precision == "int8":
+        log.warning("%s: int8 is for TensorRT engines; torch runs it in fp16", Path(path).name)
     graph = build is not None and build.cuda_graph
     return TorchBackend(path, device=device, half=half, cuda_graph=graph)
 

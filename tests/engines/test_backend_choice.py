@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engines.backend import Capabilities, choose_backend, load_backend
+from engines.engine_cache import BuildOptions
 from stream.errors import ModelError
 
 
@@ -102,3 +103,11 @@ def test_a_backend_that_failed_is_skipped_and_named():
     assert (name, device) == ("onnxruntime", "cuda")
     assert why == "tensorrt failed: cannot parse; torch failed: no Loop; best available"
     assert choose_backend("torch", "cpu", GPU_FULL, [("torch", "no Loop")]) == ("onnxruntime", "cpu", "no Loop")
+
+
+def test_int8_without_tensorrt_says_the_file_runs_as_it_is(seg_model, caplog):
+    """`--precision int8` is a TensorRT build option: elsewhere the run goes on, and says what precision it got."""
+    with caplog.at_level("WARNING"):
+        backend = load_backend(str(seg_model), "auto", "cpu", build=BuildOptions("int8", calib="frames/"))
+    assert backend.name == "onnxruntime"
+    assert "int8 is for TensorRT engines; onnxruntime runs the file as it is" in caplog.text
