@@ -4,8 +4,9 @@ Any model with one image input [N, 3, H, W] and one [N, D] output works
 (OSNet, the DeepSORT/FastReID family): crops are cut from the frame, resized
 to the model's H x W, normalised with ImageNet mean/std (what torchreid and
 FastReID train with) and the features are L2-normalised so that a dot product
-is a cosine similarity. All crops of a frame go in one call: a model
-exported with a fixed batch of 1 is made batch-dynamic once (verified, cached,
+is a cosine similarity. The crops of a frame go in one call (up to
+`MAX_CROPS`, the batch a GPU engine is compiled for): a model exported with a
+fixed batch of 1 is made batch-dynamic once (verified, cached,
 `engines.batching`), and one that cannot be is fed in chunks of its batch.
 """
 
@@ -21,8 +22,11 @@ from stream.types import Detections
 
 from .backend import Backend, load_backend
 from .batching import batchable_model
+from .engine_cache import BuildOptions, ShapeProfile
 
 log = logging.getLogger(__name__)
+
+MAX_CROPS = 32  # crops per call: TensorRT compiles a batch profile up to this, and more are fed in chunks
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -34,7 +38,7 @@ class ReidEmbedder:
     Usable on its own: `ReidEmbedder.load("osnet_x0_25_msmt17.onnx")(frame.image, dets)`.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, max_batch: int | None = None) -> None:
         if len(backend.inputs) != 1 or len(backend.inputs[0].shape) != 4 or len(backend.outputs) < 1:
             raise ModelError(f"not a re-identification model: expected one [N,3,H,W] input and an [N,D] output, "
                              f"got inputs {[i.shape for i in backend.inputs]} outputs {[o.shape for o in backend.outputs]}")
@@ -45,22 +49,24 @@ class ReidEmbedder:
         self.backend = backend
         self.input_name = spec.name
         self.size = (int(width), int(height))
-        self.batch = batch  # None: any number of crops per call
+        self.batch = batch or max_batch  # crops per call; None: all crops of a frame at once
         self.output_name = backend.outputs[0].name
         self.dim = backend.outputs[0].shape[-1]
         if batch is not None:
             log.info("re-id model has a fixed batch of %d: crops are fed %d at a time", batch, batch)
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", threads: int | None = None) -> ReidEmbedder:
+    def load(cls, path: str, device: str = "cpu", threads: int | None = None, precision: str = "fp16") -> ReidEmbedder:
         """Loads `path`; a model exported with a fixed batch of 1 (OSNet's
-        usual export) is replaced by its verified batch-dynamic copy, so all
-        crops of a frame go in one call."""
+        usual export) is replaced by its verified batch-dynamic copy, so the
+        crops of a frame go in one call (up to `MAX_CROPS`: a TensorRT engine
+        is compiled for batches of 1 to that; `precision` is its fp32/fp16)."""
         try:
             path = batchable_model(path)
         except ModelError as err:
             log.info("%s; re-id crops go one call per batch instead", err)
-        return cls(load_backend(path, "auto", device, threads))
+            return cls(load_backend(path, "auto", device, threads, BuildOptions(precision)))
+        return cls(load_backend(path, "auto", device, threads, crop_batches(precision)), MAX_CROPS)
 
     def crops(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 network input for the boxes of one BGR frame."""
@@ -86,3 +92,8 @@ class ReidEmbedder:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def crop_batches(precision: str = "fp16") -> BuildOptions:
+    """How GPU backends compile a batch-dynamic re-id model: batches of 1 to `MAX_CROPS` crops."""
+    return BuildOptions(precision, ShapeProfile(1, MAX_CROPS, MAX_CROPS))

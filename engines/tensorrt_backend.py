@@ -294,7 +294,10 @@ class TensorRTBackend(Backend):
         """Set input shapes and tensor addresses; -> views of the buffers with this call's shapes."""
         views = {}
         for name, shape in shapes.items():
-            self.context.set_input_shape(name, shape)
+            if not self.context.set_input_shape(name, shape):
+                low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+                raise ModelError(f"input {name} of shape {list(shape)} is outside the engine's profile "
+                                 f"({list(low)} to {list(high)}): rebuild it with a larger --batch")
             views[name] = self._buffers[name][: int(np.prod(shape))].view(shape)
         for s in self.outputs:
             shape = tuple(self.context.get_tensor_shape(s.name))

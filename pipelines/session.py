@@ -119,7 +119,8 @@ def make_embedder(config: RunConfig, threads: int | None) -> Any:
     if config.appearance == "color":
         return color_embeddings
     if config.appearance == "reid":
-        return ReidEmbedder.load(resolve_model(config.reid_model), config.device, threads)
+        precision = "fp32" if config.precision == "fp32" else "fp16"  # no calibration for crops: int8 is fp16 here
+        return ReidEmbedder.load(resolve_model(config.reid_model), config.device, threads, precision)
     return None
 
 

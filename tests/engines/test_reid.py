@@ -7,7 +7,9 @@ import numpy as np
 
 from conftest import asset
 from engines.backend import load_backend
-from engines.reid import ReidEmbedder
+from engines.batching import batchable_model
+from engines.reid import MAX_CROPS, ReidEmbedder, crop_batches
+from engines.tensorrt_backend import options_for_model
 from stream.sources import open_source
 from stream.types import Detections
 from tracking.mot import read_detections
@@ -26,7 +28,7 @@ def gt_frames(frames):
 
 def test_same_person_is_closer_than_different_people(video):
     embed = ReidEmbedder.load(str(asset("models/osnet_x0_25_msmt17.onnx")))
-    assert embed.batch is None and embed.size == (128, 256)  # exported with a batch of 1, made dynamic
+    assert embed.batch == MAX_CROPS and embed.size == (128, 256)  # exported with a batch of 1, made dynamic
     wanted = gt_frames([0, 40, 80, 120])
     feats, ids = [], []
     with open_source(str(video)) as src:
@@ -51,11 +53,26 @@ def test_a_fixed_batch_export_runs_all_crops_at_once_with_the_same_features(vide
     path = str(asset("models/osnet_x0_25_msmt17.onnx"))
     one_by_one = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"))
     batched = ReidEmbedder.load(path)
-    assert one_by_one.batch == 1 and batched.batch is None
+    assert one_by_one.batch == 1 and batched.batch == MAX_CROPS
     dets = gt_frames([60])[60]
     with open_source(str(video)) as src:
         frame = next(f for f in src if f.seq == 60)
     np.testing.assert_allclose(batched(frame.image, dets), one_by_one(frame.image, dets), atol=1e-5)
+
+
+def test_more_crops_than_a_call_takes_go_in_chunks_with_the_same_features(video):
+    """A GPU engine takes at most MAX_CROPS crops a call; a crowd gets the features it would get in one call."""
+    path = batchable_model(str(asset("models/osnet_x0_25_msmt17.onnx")))
+    dets = gt_frames([60])[60]
+    assert len(dets) > 2
+    with open_source(str(video)) as src:
+        frame = next(f for f in src if f.seq == 60)
+    whole = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"))
+    chunked = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"), max_batch=2)
+    np.testing.assert_allclose(chunked(frame.image, dets), whole(frame.image, dets), atol=1e-5)
+    # What TensorRT compiles for it: batches of 1 to MAX_CROPS at the model's input size.
+    profile = options_for_model(path, crop_batches())[0].profile
+    assert (profile.min_batch, profile.max_batch, profile.opt_hw) == (1, MAX_CROPS, (256, 128))
 
 
 def test_no_detections_and_boxes_partly_outside_the_frame(video):
