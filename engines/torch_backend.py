@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,9 @@ class TorchBackend(Backend):
             from onnx2torch import convert
         except Exception as err:  # noqa: BLE001 - a torchvision that does not match torch raises RuntimeError
             raise ModelError(f"the torch backend needs onnx2torch and a torchvision matching torch ({err})") from None
+        # onnx2torch's Slice indexes with a list, which torch deprecates with a warning on every
+        # call: the user can do nothing about it, so it is not shown.
+        warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning, r"onnx2torch\.")
         self._torch = torch
         self.inputs, self.metadata = onnx_inputs_and_metadata(path)
         self.outputs = onnx_outputs(path)
