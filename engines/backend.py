@@ -101,7 +101,8 @@ class Capabilities:
     @cached_property
     def cuda(self) -> bool:
         # Without any sign of an NVIDIA driver, do not import torch just to hear "no".
-        hints = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/etc/nv_tegra_release")
+        # Linux driver, container device, Jetson, WSL2 (whose GPU has no /dev/nvidia*).
+        hints = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/etc/nv_tegra_release", "/usr/lib/wsl/lib/libcuda.so")
         if not any(Path(h).exists() for h in hints) or importlib.util.find_spec("torch") is None:
             return False
         import torch
