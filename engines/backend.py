@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,7 +104,8 @@ class Capabilities:
         # Without any sign of an NVIDIA driver, do not import torch just to hear "no".
         # Linux driver, container device, Jetson, WSL2 (whose GPU has no /dev/nvidia*).
         hints = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/etc/nv_tegra_release", "/usr/lib/wsl/lib/libcuda.so")
-        if not any(Path(h).exists() for h in hints) or importlib.util.find_spec("torch") is None:
+        hinted = sys.platform == "win32" or any(Path(h).exists() for h in hints)  # Windows: no paths to look at
+        if not hinted or importlib.util.find_spec("torch") is None:
             return False
         import torch
 
