@@ -58,8 +58,8 @@ def crossings(gt: dict, min_iou: float = 0.3, gap: int = 10) -> list[tuple[int, 
     people overlap by more than `min_iou` (overlaps closer than `gap` frames merged)."""
     frames_of: dict[tuple[int, int], list[int]] = defaultdict(list)
     for f, items in gt.items():
-        ids = [i for i, _ in items]
-        iou = np.triu(box_iou(np.array([b for _, b in items]), np.array([b for _, b in items])), 1)
+        ids, boxes = [i for i, _ in items], np.array([b for _, b in items])
+        iou = np.triu(box_iou(boxes, boxes), 1)
         for p, q in zip(*np.nonzero(iou > min_iou)):
             frames_of[(min(ids[p], ids[q]), max(ids[p], ids[q]))].append(f)
     events = []

@@ -226,7 +226,7 @@ def metadata_list(metadata: dict[str, str], key: str) -> list[float] | None:
     return [float(v) for v in value]
 
 
-def imgsz_of(metadata: dict[str, str]) -> tuple[int, int]:
-    """The export's image size from Ultralytics metadata ('[640, 640]'), else 640x640."""
-    size = metadata_list(metadata, "imgsz") or [640.0, 640.0]
-    return (int(size[0]), int(size[-1]))
+def imgsz_of(metadata: dict[str, str], default: tuple[int, int] = (640, 640)) -> tuple[int, int]:
+    """The export's image size from its metadata ('[640, 640]'), else `default` (Ultralytics' 640x640)."""
+    size = metadata_list(metadata, "imgsz")
+    return (int(size[0]), int(size[-1])) if size else default

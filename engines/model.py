@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from stream.errors import ConfigError
-from stream.types import Detections, Frame, LabelMap
+from stream.types import Detections, Frame, LabelMap, person_class_id
 
 from .backend import Backend, TensorSpec, load_backend
 from .batching import split_outputs, stack_feeds
@@ -202,10 +202,10 @@ class ModelSet:
         main = [r for m, r in zip(self.models, results)
                 if m.task != "semantic" and (m is self.primary or m.task != "pose")]
         fused = Detections.concat(main)
-        person = _person_id(self.class_names)
+        person = person_class_id(self.class_names)
         for model, result in zip(self.models, results):
             if model.task == "pose" and model is not self.primary:
-                fused = fuse_keypoints(fused, result, person, _person_id(model.class_names))
+                fused = fuse_keypoints(fused, result, person, person_class_id(model.class_names))
         return fused
 
     def semantic(self, outputs: list[dict[str, np.ndarray]], prepared: list[Prepared]) -> LabelMap | None:
@@ -247,7 +247,3 @@ def load_models(
             mine = [n for n in classes if n in m.class_names or n.isdigit()]
             m.adapter.restrict_classes(class_ids_for(mine, m.class_names, m.path) if mine else ())
     return ModelSet(models)
-
-
-def _person_id(names: Sequence[str]) -> int:
-    return list(names).index("person") if "person" in names else 0

@@ -22,7 +22,7 @@ import numpy as np
 from stream.errors import ConfigError, ModelError
 from stream.types import Frame, LabelMap
 
-from .backend import TensorSpec, metadata_list
+from .backend import TensorSpec, imgsz_of, metadata_list
 from .letterbox import Letterbox, letterbox, to_blob
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ class SemanticAdapter:
         h, w = input_spec.shape[2], input_spec.shape[3]
         size = config.input_hw or ((h, w) if isinstance(h, int) and isinstance(w, int) else None)
         if size is None:
-            meta = metadata_list(metadata, "imgsz")
-            size = (int(meta[0]), int(meta[-1])) if meta else (520, 520)
+            size = imgsz_of(metadata, (520, 520))  # torchvision's segmentation size
         self.input_hw = (int(size[0]), int(size[1]))
         mean = config.mean or metadata_list(metadata, "mean") or IMAGENET_MEAN
         std = config.std or metadata_list(metadata, "std") or IMAGENET_STD

@@ -57,7 +57,7 @@ def device_info(trt: Any, device: str = "cuda") -> DeviceInfo:
 def profile_for(input_shape: tuple[int | None, ...], batch: int, default_hw: tuple[int, int]) -> ShapeProfile:
     """The optimisation profile for an NCHW input whose dims are ints or None
     (dynamic): a dynamic batch axis gets 1..`batch`, a fixed one must fit
-    `batch`, dynamic height/width get `default_hw` (the model's imgsz)."""
+    `batch`, dynamic height/width get `default_hw` (the size the model is fed)."""
     if len(input_shape) != 4:
         raise ModelError(f"only models with an [N, 3, H, W] image input are compiled, this one takes {list(input_shape)}")
     n, _, h, w = input_shape

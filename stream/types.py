@@ -18,6 +18,11 @@ from .masks import BoxMasks
 NUM_KEYPOINTS = 17
 
 
+def person_class_id(class_names: Sequence[str]) -> int:
+    """The class id of "person" in a model's names (COCO models: 0, torchvision's: 1); 0 if it has none."""
+    return list(class_names).index("person") if "person" in class_names else 0
+
+
 @dataclass(eq=False)
 class Frame:
     """One decoded image and where/when it came from.
@@ -57,9 +62,9 @@ def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
 
 
 def _take(value: np.ndarray | BoxMasks | None, index: np.ndarray) -> np.ndarray | BoxMasks | None:
-    if value is None or isinstance(value, BoxMasks):
-        return None if value is None else value[index]
-    return np.take(value, index, axis=0)
+    if isinstance(value, np.ndarray):
+        return np.take(value, index, axis=0)
+    return None if value is None else value[index]  # BoxMasks: a list index
 
 
 def _view(value: np.ndarray | BoxMasks | None, index: slice) -> np.ndarray | BoxMasks | None:

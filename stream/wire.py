@@ -20,7 +20,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from .errors import PublishError
-from .types import Detections, Frame, LabelMap, PanopticMap
+from .types import Detections, Frame, LabelMap, PanopticMap, person_class_id
 
 SCHEMA_VERSION = 1
 MESSAGE_TYPES = ("frame", "eos", "status")
@@ -147,7 +147,7 @@ def frame_message(
         has_kp = dets.keypoints[:, :, 2].max(axis=1) > 0 if n else np.zeros(0, bool)
         # Persons carry 17 keypoints (confidence 0 where the pose model saw none);
         # other classes carry none. (COCO models call class 0 "person", torchvision's class 1.)
-        person = list(class_names).index("person") if "person" in class_names else 0
+        person = person_class_id(class_names)
         keypoints = [kp if (has_kp[i] or class_ids[i] == person) else None for i, kp in enumerate(kp_lists)]
     masks: list[Any] = [None] * n
     if dets.masks is not None:
