@@ -39,9 +39,11 @@ class ReidEmbedder:
     """
 
     def __init__(self, backend: Backend, max_batch: int | None = None) -> None:
-        if len(backend.inputs) != 1 or len(backend.inputs[0].shape) != 4 or len(backend.outputs) < 1:
-            raise ModelError(f"not a re-identification model: expected one [N,3,H,W] input and an [N,D] output, "
-                             f"got inputs {[i.shape for i in backend.inputs]} outputs {[o.shape for o in backend.outputs]}")
+        if len(backend.inputs) != 1 or len(backend.inputs[0].shape) != 4 or not backend.outputs or not _is_features(backend.outputs[0].shape):
+            shapes = lambda specs: ", ".join("[" + ", ".join(str(d or "?") for d in s.shape) + "]" for s in specs)  # noqa: E731
+            raise ModelError(f"not a re-identification model: expected one [N, 3, H, W] input and an [N, D] output "
+                             f"(one feature vector per crop, as OSNet's), got inputs {shapes(backend.inputs)} "
+                             f"and outputs {shapes(backend.outputs)}")
         spec = backend.inputs[0]
         batch, _, height, width = spec.shape
         if height is None or width is None:
@@ -62,11 +64,16 @@ class ReidEmbedder:
         crops of a frame go in one call (up to `MAX_CROPS`: a TensorRT engine
         is compiled for batches of 1 to that; `precision` is its fp32/fp16)."""
         try:
-            path = batchable_model(path)
+            batched = batchable_model(path)
         except ModelError as err:
             log.info("%s; re-id crops go one call per batch instead", err)
-            return cls(load_backend(path, "auto", device, threads, BuildOptions(precision)))
-        return cls(load_backend(path, "auto", device, threads, crop_batches(precision)), MAX_CROPS)
+            batched = None
+        try:
+            if batched is None:
+                return cls(load_backend(path, "auto", device, threads, BuildOptions(precision)))
+            return cls(load_backend(batched, "auto", device, threads, crop_batches(precision)), MAX_CROPS)
+        except ModelError as err:  # name the file the user gave, not the batch-dynamic copy
+            raise ModelError(str(err) if path in str(err) else f"{path}: {err}") from None
 
     def crops(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 network input for the boxes of one BGR frame."""
@@ -92,6 +99,12 @@ class ReidEmbedder:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _is_features(shape: tuple[int | None, ...]) -> bool:
+    """[N, D], or [N, D, 1, 1] (a re-id net exported before its flatten): one vector per crop.
+    A detector's [1, 116, 2100] head or a segmentation map is not."""
+    return len(shape) == 2 or (len(shape) == 4 and tuple(shape[2:]) == (1, 1))
 
 
 def crop_batches(precision: str = "fp16") -> BuildOptions:

@@ -4,12 +4,14 @@ others; a model exported with a batch fixed at 1 still takes all the crops
 of a frame in one call, with the same features."""
 
 import numpy as np
+import pytest
 
 from conftest import asset
 from engines.backend import load_backend
 from engines.batching import batchable_model
 from engines.reid import MAX_CROPS, ReidEmbedder, crop_batches
 from engines.tensorrt_backend import options_for_model
+from stream.errors import ModelError
 from stream.sources import open_source
 from stream.types import Detections
 from tracking.mot import read_detections
@@ -92,3 +94,11 @@ def test_public_detections_get_embeddings_every_frame(video):
     with open_source(str(video)) as src:
         for frame, d in zip(src, dets):
             assert embed(frame.image, d).shape == (len(d), 512)
+
+
+def test_a_detector_given_as_the_reid_model_is_refused_by_name(seg_model):
+    """`--reid-model yolov8n-seg.onnx` (a mix-up) must not run and feed the
+    tracker flattened detection heads as 'appearance'."""
+    with pytest.raises(ModelError, match=r"yolov8n-seg_320_fp32.onnx: not a re-identification model: .*\[N, D\] output.*"
+                                         r"outputs \[\?, 116, 2100\], \[\?, 32, 80, 80\]"):
+        ReidEmbedder.load(str(seg_model))
