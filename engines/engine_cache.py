@@ -141,6 +141,18 @@ class EngineCache:
         tag = hashlib.sha256(json.dumps(asdict(device), sort_keys=True).encode()).hexdigest()[:16]
         return self.root / f"timing.{tag}.cache"
 
+    def calibration_cache_path(self, onnx_path: str, device: DeviceInfo, options: BuildOptions) -> Path:
+        """Where INT8 scales for this model, device and calibration set (frames, their
+        count and preparation) are kept. TensorRT takes a calibration cache it is
+        given without recalibrating, so one shared by models or calibration sets
+        would silently quantise with another network's or another video's ranges
+        (TensorRT leaves that check to the application). Not keyed by the shape
+        profile: a `--batch` rebuild reuses the scales."""
+        fields = {k: v for k, v in options.key_fields().items() if k in ("calib", "calib_frames", "calib_input")}
+        payload = json.dumps({"onnx": self.onnx_hash(onnx_path), "device": asdict(device), **fields}, sort_keys=True)
+        tag = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return self.root / f"{Path(onnx_path).stem}.calib.{tag}.cache"
+
     def lookup(self, onnx_path: str, device: DeviceInfo, options: BuildOptions) -> tuple[Path | None, str]:
         """(engine path or None, why): the cached engine for exactly this model,
         device and options, or None with the reason a rebuild is needed."""

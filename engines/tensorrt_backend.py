@@ -14,6 +14,7 @@ when used, so the rest of segstream works without them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
@@ -147,6 +148,7 @@ def _calibrator(trt: Any, batches: Iterable[np.ndarray], cache_path: Path) -> An
             return cache_path.read_bytes() if cache_path.is_file() else None
 
         def write_calibration_cache(self, cache: Any) -> None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)  # the first build runs before any engine is stored
             cache_path.write_bytes(bytes(cache))
 
     return Calibrator()
@@ -159,8 +161,11 @@ def build_serialized(
     timing_cache: Path,
     calib_batches: Iterable[np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
+    calib_cache: Path | None = None,
 ) -> bytes:
-    """Compile `onnx_path` to a serialized engine; updates the timing cache file."""
+    """Compile `onnx_path` to a serialized engine; updates the timing cache file
+    (and for INT8 writes the scales to `calib_cache`, which must belong to this
+    model and calibration set: `EngineCache.calibration_cache_path`)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
@@ -181,10 +186,10 @@ def build_serialized(
     config.add_optimization_profile(profile)
 
     if options.precision == "int8":
-        if calib_batches is None:
+        if calib_batches is None or calib_cache is None:
             raise ModelError("int8 needs calibration frames: give --calib VIDEO_OR_IMAGE_DIR")
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _calibrator(trt, calib_batches, timing_cache.with_suffix(".calib"))
+        config.int8_calibrator = _calibrator(trt, calib_batches, calib_cache)
         config.set_calibration_profile(profile)
 
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
@@ -231,15 +236,42 @@ def ensure_engine(
         return found
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"{why} ({options.precision}, {info.describe()}); this can take minutes")
-    batches = None
+    batches, calib_cache = None, None
     if prepare is not None:
-        from .calibration import calibration_batches
-
-        batches = calibration_batches(options.calib or "", options.profile, options.calib_frames, prepare)
-    data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say)
+        batches, calib_cache = calibration_input(cache, onnx_path, info, options, prepare, say)
+    data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say, calib_cache)
     path = cache.store(onnx_path, info, options, data)
     say(f"engine saved to {path}")
     return path
+
+
+def calibration_input(
+    cache: EngineCache,
+    onnx_path: str,
+    device: DeviceInfo,
+    options: BuildOptions,
+    prepare: Callable[[Frame], np.ndarray],
+    say: Callable[[str], None],
+) -> tuple[Iterator[np.ndarray], Path]:
+    """(batches of prepared frames, calibration cache file) for an INT8 build.
+
+    The cache file belongs to this model, device and calibration set only; when
+    it exists TensorRT reads its scales and no frame is decoded. Otherwise a
+    calibration source without a single batch of frames (an empty folder, a
+    video shorter than the batch) fails here in one line, before the build,
+    rather than inside TensorRT's calibration callback."""
+    from .calibration import calibration_batches
+
+    calib_cache = cache.calibration_cache_path(onnx_path, device, options)
+    batches = calibration_batches(options.calib or "", options.profile, options.calib_frames, prepare)
+    if calib_cache.is_file():
+        say(f"reusing the INT8 scales in {calib_cache}")
+        return batches, calib_cache
+    first = next(batches, None)
+    if first is None:
+        raise ModelError(f"calib: {options.calib} has fewer than {options.profile.opt_batch} frame(s) to calibrate "
+                         "with; give a video file or image folder from the deployment's camera")
+    return itertools.chain([first], batches), calib_cache
 
 
 class TensorRTBackend(Backend):

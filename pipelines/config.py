@@ -159,6 +159,9 @@ class RunConfig(BaseModel):
     def _int8_needs_calib(self) -> RunConfig:
         if self.precision == "int8" and not self.calib:
             raise ValueError("precision: int8 needs calib (--calib VIDEO_OR_IMAGE_DIR, frames like the deployment's)")
+        local = self.calib and "://" not in self.calib and not self.calib.isdigit() and not any(c in self.calib for c in "*?[")
+        if local and not Path(self.calib).exists():  # checked now, even where TensorRT (its only user) is absent
+            raise ValueError(f"calib: no such video file or image folder: {self.calib}")
         return self
 
     @field_validator("device")

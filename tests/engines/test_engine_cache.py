@@ -79,6 +79,29 @@ def test_timing_cache_is_per_device(tmp_path):
     assert cache.timing_cache_path(ORIN) == cache.timing_cache_path(DeviceInfo("10.3.0", "Orin", (8, 7)))
 
 
+def test_int8_scales_are_kept_per_model_device_and_calibration_set(tmp_path, model, seg_model):
+    """TensorRT applies a calibration cache it is given without recalibrating: scales
+    from another model, GPU or calibration video would quantise silently wrong."""
+    cache = EngineCache(tmp_path)
+    options = BuildOptions("int8", PROFILE, calib="frames/", calib_input="1111")
+    path = cache.calibration_cache_path(model, ORIN, options)
+    assert path == cache.calibration_cache_path(model, ORIN, options)
+    batch8 = ShapeProfile(1, 8, 8, (320, 320), (320, 320), (320, 320))
+    assert path == cache.calibration_cache_path(model, ORIN, BuildOptions("int8", batch8, calib="frames/", calib_input="1111"))
+    with open(model, "ab") as f:  # an edited model is another network
+        f.write(b"\0")
+    others = [
+        cache.calibration_cache_path(model, ORIN, options),
+        cache.calibration_cache_path(str(seg_model), ORIN, options),  # the same file under its own name
+        cache.calibration_cache_path(model, H100, options),
+        cache.calibration_cache_path(model, ORIN, BuildOptions("int8", PROFILE, calib="other.mp4", calib_input="1111")),
+        cache.calibration_cache_path(model, ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="2222")),
+        cache.calibration_cache_path(model, ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="1111", calib_frames=64)),
+    ]
+    assert path not in others and len(set(others)) == len(others)
+    assert cache.timing_cache_path(ORIN) not in others
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"precision": "int4"}, "precision: 'int4' is not one of fp32, fp16, int8"),
     ({"precision": "int8"}, "int8 needs calibration frames: give --calib VIDEO_OR_IMAGE_DIR"),

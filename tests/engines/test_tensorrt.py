@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import importlib.util
 
+import cv2
 import pytest
 
-from engines.engine_cache import BuildOptions, ShapeProfile
+from engines.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
 from engines.model import onnx_preprocess
 from engines.semantic import SemanticConfig
-from engines.tensorrt_backend import build_serialized, ensure_engine, options_for_model, profile_for
+from engines.tensorrt_backend import build_serialized, calibration_input, ensure_engine, options_for_model, profile_for
 from stream.errors import ModelError
+from stream.sources import open_source
 
 import fake_tensorrt as trt
 from semantic_models import export_tiny_fcn
 
 HW = (320, 320)
+DEVICE = DeviceInfo("10.3.0", "Orin", (8, 7))
 
 
 @pytest.fixture(autouse=True)
@@ -70,10 +73,37 @@ def test_fp16_build_sets_flag_profile_workspace_and_timing_cache(tmp_path, seg_m
 
 def test_int8_build_sets_calibrator_on_the_profile(tmp_path, seg_model):
     options = BuildOptions("int8", ShapeProfile(1, 1, 1, HW, HW, HW), calib="frames/")
-    build_serialized(trt, str(seg_model), options, tmp_path / "t.cache", calib_batches=iter([]))
+    scales = tmp_path / "engines" / "model.calib.cache"
+    build_serialized(trt, str(seg_model), options, tmp_path / "t.cache", calib_batches=iter([]), calib_cache=scales)
     config = trt.Builder.last_config
     assert config.flags == {"fp16", "int8"} and config.int8_calibrator is not None
     assert config.calibration_profile is config.profiles[0]
+    calibrator = config.int8_calibrator
+    assert calibrator.read_calibration_cache() is None  # nothing yet: TensorRT calibrates
+    calibrator.write_calibration_cache(memoryview(b"scales"))  # the first build: the cache folder does not exist yet
+    assert calibrator.read_calibration_cache() == b"scales" and scales.read_bytes() == b"scales"
+
+
+def test_calibration_that_cannot_fill_a_batch_fails_before_the_build(tmp_path, seg_model, video):
+    """`--int8 --calib one.jpg --batch 8`: one line naming --calib, not an error from inside TensorRT's callback."""
+    image = tmp_path / "one.jpg"
+    with open_source(str(video)) as source:
+        cv2.imwrite(str(image), next(iter(source)).image)
+    options = BuildOptions("int8", ShapeProfile(1, 8, 8, HW, HW, HW), calib=str(image))
+    with pytest.raises(ModelError, match=r"calib: .*one.jpg has fewer than 8 frame\(s\) to calibrate with"):
+        calibration_input(EngineCache(tmp_path), str(seg_model), DEVICE, options, onnx_preprocess(str(seg_model)), print)
+
+
+def test_calibration_feeds_prepared_frames_and_reuses_its_own_scales(tmp_path, seg_model, video):
+    cache, said = EngineCache(tmp_path), []
+    options = BuildOptions("int8", ShapeProfile(1, 2, 2, HW, HW, HW), calib=str(video), calib_frames=4)
+    prepare = onnx_preprocess(str(seg_model))
+    batches, scales = calibration_input(cache, str(seg_model), DEVICE, options, prepare, said.append)
+    assert scales == cache.calibration_cache_path(str(seg_model), DEVICE, options) and not scales.exists()
+    assert [b.shape for b in batches] == [(2, 3, *HW)] * 2
+    scales.write_bytes(b"scales")
+    calibration_input(cache, str(seg_model), DEVICE, options, prepare, said.append)
+    assert said == [f"reusing the INT8 scales in {scales}"]
 
 
 def test_parse_and_build_failures_are_one_line_errors(tmp_path, seg_model):

@@ -36,6 +36,7 @@ def test_auto_tracker_follows_the_appearance_features(extra, tracker):
         ("model: m\n", "'source' is required"),
         ("- just\n- a list\n", "must be a mapping"),
         ("source: [a\n", "not valid YAML"),
+        ("source: a\nmodel: m\nprecision: int8\ncalib: no-such-frames/\n", "calib: no such video file or image folder: no-such-frames/"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, text, match):
