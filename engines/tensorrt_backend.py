@@ -361,16 +361,19 @@ class TensorRTBackend(Backend):
     def infer_device(self, feed: dict[str, Any]) -> dict[str, Any]:
         """Torch CUDA tensors in, torch CUDA tensors out (cloned: the buffers are reused next call)."""
         torch = self._torch
+        caller = torch.cuda.current_stream(self.device)
         with self._lock:
             views = self._bind({n: tuple(t.shape) for n, t in feed.items()})
             # The inputs were made on the caller's stream (letterbox kernels): wait for them.
-            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            self.stream.wait_stream(caller)
             with torch.cuda.stream(self.stream):
                 for name, tensor in feed.items():
                     views[name].copy_(tensor, non_blocking=True)
                 self._run()
                 out = {s.name: views[s.name].clone() for s in self.outputs}
             self.stream.synchronize()
+        for tensor in out.values():  # allocated on our stream, used on the caller's: keep the allocator from
+            tensor.record_stream(caller)  # handing their memory to our next call while the caller still reads it
         return out
 
     def close(self) -> None:
