@@ -1,16 +1,20 @@
-"""The GPU data path for YOLO models: frames go to the GPU once, come back as results.
+"""The GPU data path for YOLO and semantic models: frames go to the GPU once, come back as results.
 
 With a backend that runs on a CUDA device (TensorRT, torch), the CPU path
 would letterbox on the CPU, copy the blob up, copy every output (including
-the [1, 32, 160, 160] prototypes) down and assemble masks on the CPU. Here
-instead:
+the [1, 32, 160, 160] prototypes, or a semantic model's [1, C, h, w] logits)
+down and finish on the CPU. Here instead:
 - the uint8 frame is copied up once, from pinned memory (half the bytes of a
   float blob, and asynchronous);
-- letterbox, RGB and scaling to [0, 1] run on the GPU;
-- only the small detection head comes back for NMS on the CPU; mask
+- letterbox, RGB and scaling to [0, 1] (and a semantic model's mean/std)
+  run on the GPU;
+- YOLO: only the small detection head comes back for NMS on the CPU; mask
   assembly (coefficients @ prototypes, bilinear upsampling to the frame,
   crop to the box) runs on the GPU and only the final boolean masks of the
-  kept objects come back.
+  kept objects come back;
+- semantic: the logits are resized to the frame and arg-maxed on the GPU,
+  and only the uint8 label map comes back (on the CPU this costs about 64 ms
+  a 1080p frame for 21 classes).
 
 The operations are plain torch and are tested on the CPU against the numpy
 path (tests/engines/test_device_path.py).
@@ -24,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from stream.masks import BoxMasks
-from stream.types import Detections, Frame
+from stream.types import Detections, Frame, LabelMap
 
 from .letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
 from .masks import box_pixel_ranges, proto_region
+from .semantic import SemanticAdapter, label_dtype, logit_region
+from .yolo import YoloAdapter
 
 
 @lru_cache(maxsize=32)
@@ -166,9 +172,33 @@ class FrameUploader:
         return on_device
 
 
-class DeviceYoloPath:
-    """Pre/post-processing of a YOLO adapter on the backend's device; the
-    adapter's own decoding and NMS are reused on the (small) head output.
+def labels_on_device(logits: Any, lb: Letterbox, chunk: int = 16) -> Any:
+    """(C, h, w) logits tensor -> (H, W) int64 class tensor at frame resolution:
+    the semantic adapter's post-processing (padding cut off, bilinear resize
+    to the frame, argmax there; the first class wins a tie) on the device.
+    Classes go `chunk` at a time with a running maximum, so a 150-class model
+    at 1080p never holds 150 full-frame planes."""
+    import torch
+    import torch.nn.functional as F
+
+    y0, y1, x0, x1 = logit_region(tuple(logits.shape[1:]), lb)
+    crop = logits[:, y0:y1, x0:x1].float()[None]
+    best, labels = None, None
+    for k in range(0, crop.shape[1], chunk):
+        planes = F.interpolate(crop[:, k:k + chunk], size=lb.frame_hw, mode="bilinear", align_corners=False)[0]
+        value, index = planes.max(dim=0)
+        if best is None:
+            best, labels = value, index
+        else:
+            higher = value > best
+            labels = torch.where(higher, index + k, labels)
+            best = torch.maximum(best, value)
+    return labels
+
+
+class DevicePath:
+    """What the GPU data paths share: the frame goes up once and is
+    letterboxed there, and the backend takes and returns device tensors.
 
     `resize_on_device=False` letterboxes on the CPU with cv2, as the CPU path
     does, and uploads the small letterboxed image instead of the frame (less
@@ -180,16 +210,49 @@ class DeviceYoloPath:
         self.resize_on_device = resize_on_device
         self.upload = FrameUploader(backend.device)
 
-    def preprocess(self, frame: Frame) -> tuple[dict[str, Any], Letterbox]:
+    def letterboxed(self, frame: Frame) -> tuple[Any, Letterbox]:
+        """(1, 3, ih, iw) float32 RGB in [0, 1] on the device, and its geometry."""
         if self.resize_on_device:
-            blob, lb = letterbox_on_device(self.upload(frame.image), self.adapter.input_hw)
-        else:
-            padded, lb = letterbox(frame.image, self.adapter.input_hw)
-            blob, _ = letterbox_on_device(self.upload(padded), self.adapter.input_hw)  # already in place: only scaled
-        return {self.adapter.input_name: blob}, lb
+            return letterbox_on_device(self.upload(frame.image), self.adapter.input_hw)
+        padded, lb = letterbox(frame.image, self.adapter.input_hw)
+        blob, _ = letterbox_on_device(self.upload(padded), self.adapter.input_hw)  # already in place: only scaled
+        return blob, lb
 
     def infer(self, feed: dict[str, Any]) -> dict[str, Any]:
         return self.backend.infer_device(feed)
+
+
+class DeviceSemanticPath(DevicePath):
+    """Pre/post-processing of a `SemanticAdapter` on the backend's device:
+    the same mean/std and the same label map as the CPU path."""
+
+    def __init__(self, adapter: Any, backend: Any, resize_on_device: bool = True) -> None:
+        import torch
+
+        super().__init__(adapter, backend, resize_on_device)
+        self.scale = torch.from_numpy(adapter.norm_scale).to(backend.device)
+        self.shift = torch.from_numpy(adapter.norm_shift).to(backend.device)
+
+    def preprocess(self, frame: Frame) -> tuple[dict[str, Any], Letterbox]:
+        blob, lb = self.letterboxed(frame)
+        return {self.adapter.input_name: blob.mul_(self.scale).add_(self.shift)}, lb  # as the adapter: *= then +=
+
+    def postprocess(self, outputs: dict[str, Any], lb: Letterbox) -> LabelMap:
+        import torch
+
+        logits = outputs[self.adapter.output_name][0]
+        wide = label_dtype(int(logits.shape[0])) != np.uint8
+        labels = labels_on_device(logits, lb).to(torch.int32 if wide else torch.uint8).cpu().numpy()
+        return LabelMap(labels.astype(np.uint16) if wide else labels, self.adapter.class_names)
+
+
+class DeviceYoloPath(DevicePath):
+    """Pre/post-processing of a YOLO adapter on the backend's device; the
+    adapter's own decoding and NMS are reused on the (small) head output."""
+
+    def preprocess(self, frame: Frame) -> tuple[dict[str, Any], Letterbox]:
+        blob, lb = self.letterboxed(frame)
+        return {self.adapter.input_name: blob}, lb
 
     def postprocess(self, outputs: dict[str, Any], lb: Letterbox) -> Detections:
         import torch
@@ -205,3 +268,12 @@ class DeviceYoloPath:
         dense = assemble_masks_on_device(protos, coeff, xyxy, lb.frame_hw)  # zero outside the boxes
         masks = box_crops_to_host(dense, box_pixel_ranges(xyxy, lb.frame_hw), lb.frame_hw)
         return Detections(xyxy, scores, class_ids, masks=masks)
+
+
+def device_path_for(adapter: Any, backend: Any) -> DevicePath | None:
+    """The GPU data path for this adapter, or None where it has none (two-stage models)."""
+    if isinstance(adapter, YoloAdapter):
+        return DeviceYoloPath(adapter, backend)
+    if isinstance(adapter, SemanticAdapter):
+        return DeviceSemanticPath(adapter, backend)
+    return None

@@ -18,14 +18,14 @@ from stream.types import Detections, Frame, LabelMap, person_class_id
 
 from .backend import Backend, TensorSpec, load_backend
 from .batching import split_outputs, stack_feeds
-from .device_path import DeviceYoloPath
+from .device_path import device_path_for
 from .engine_cache import BuildOptions
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
 from .onnx_info import onnx_inputs_and_metadata, onnx_outputs
 from .rcnn import RcnnAdapter, is_rcnn
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
-from .yolo import PostprocessConfig, YoloAdapter, make_adapter
+from .yolo import PostprocessConfig, make_adapter
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Model:
         if on_device is None:
             device = getattr(backend, "device", None)
             on_device = getattr(device, "type", None) == "cuda" and hasattr(backend, "infer_device")
-        self.device_path = DeviceYoloPath(adapter, backend) if on_device and isinstance(adapter, YoloAdapter) else None
+        self.device_path = device_path_for(adapter, backend) if on_device else None
 
     @classmethod
     def load(

@@ -1,5 +1,5 @@
 """The GPU data path's operations give the CPU path's results: letterbox
-geometry and pixels, and masks assembled from prototypes. They are plain
+geometry and pixels, masks assembled from prototypes, and semantic label maps. They are plain
 torch, so they run here on the CPU; on a GPU they run unchanged on CUDA."""
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from engines.device_path import assemble_masks_on_device, box_crops_to_host, letterbox_on_device, resize_like_cv2
+from engines.device_path import (DeviceSemanticPath, assemble_masks_on_device, box_crops_to_host, labels_on_device,
+                                 letterbox_on_device, resize_like_cv2)
 from engines.letterbox import letterbox, to_blob
 from engines.masks import assemble_masks
 from engines.model import Model
+from semantic_models import export_tiny_fcn
 from stream.sources import open_source
+from stream.types import Frame
 
 
 def frames(video, n):
@@ -68,3 +71,49 @@ def test_only_the_box_pixels_come_back_and_they_are_the_masks():
     np.testing.assert_array_equal(np.asarray(got), dense)
     assert [c.shape for c in got.crops] == [(5, 7), (12, 20), (4, 0)]
     assert len(box_crops_to_host(torch.zeros((0, 12, 20), dtype=torch.bool), ranges[:0], (12, 20))) == 0
+
+
+@pytest.fixture(scope="module")
+def fcn_model(tmp_path_factory):
+    """A real semantic ONNX model (random weights) run by ONNX Runtime: the CPU path."""
+    path = tmp_path_factory.mktemp("fcn") / "fcn.onnx"
+    export_tiny_fcn(path, classes=21)
+    return Model.load(str(path), backend="onnxruntime", device="cpu")
+
+
+@pytest.mark.parametrize("resize_on_device", [True, False])
+def test_semantic_maps_on_device_match_the_cpu_path(fcn_model, video, resize_on_device):
+    """Mean/std on the device gives the adapter's network input bit for bit, and
+    the label map (resize to the frame and argmax on the device) the CPU one's."""
+    device = DeviceSemanticPath(fcn_model.adapter, fcn_model.backend, resize_on_device)
+    name = fcn_model.adapter.input_name
+    for frame in frames(video, 3):
+        feed, lb = fcn_model.adapter.preprocess(frame)
+        on_device, device_lb = device.preprocess(frame)
+        assert device_lb == lb
+        np.testing.assert_array_equal(on_device[name].numpy(), feed[name])
+        outputs = fcn_model.backend.infer(feed)
+        want = fcn_model.adapter.postprocess(outputs, lb)
+        got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+        assert got.class_names == want.class_names and got.labels.dtype == np.uint8
+        assert (got.labels == want.labels).mean() >= 0.999  # float rounding may flip a near-tie
+
+
+def test_semantic_labels_on_device_go_through_classes_in_chunks_with_the_same_result(tmp_path):
+    """A 300-class model (more than uint8 holds) at a frame size the logits do not divide:
+    chunked classes give what all classes at once give, and the map is uint16."""
+    logits = torch.from_numpy(np.random.default_rng(5).normal(size=(300, 24, 32)).astype(np.float32))
+    _, lb = letterbox(np.zeros((250, 300, 3), np.uint8), (24, 32))
+    whole = labels_on_device(logits, lb, chunk=300)
+    np.testing.assert_array_equal(labels_on_device(logits, lb, chunk=7).numpy(), whole.numpy())
+    assert whole.shape == (250, 300) and int(whole.max()) > 255
+    path = tmp_path / "wide.onnx"
+    export_tiny_fcn(path, classes=300)
+    wide = Model.load(str(path), backend="onnxruntime", device="cpu")
+    image = np.random.default_rng(1).integers(0, 256, (250, 300, 3), dtype=np.uint8)
+    feed, lb = wide.adapter.preprocess(Frame(image, "cam", 0, 0.0, 0.0))
+    outputs = wide.backend.infer(feed)
+    got = DeviceSemanticPath(wide.adapter, wide.backend).postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+    want = wide.adapter.postprocess(outputs, lb)
+    assert got.labels.dtype == want.labels.dtype == np.uint16
+    assert (got.labels == want.labels).mean() >= 0.999

@@ -72,3 +72,19 @@ def test_device_data_path_matches_the_cpu_path(seg_model, video, resize_on_devic
     on_device.device_path.resize_on_device = resize_on_device
     reference = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
     assert_same_detections(on_device, reference, video, 40, 0.99, 0.97)
+
+
+def test_semantic_device_path_matches_the_cpu_path(tmp_path, video):
+    """A semantic model on the GPU data path (forced on here on the CPU): normalised,
+    run and arg-maxed at frame resolution in torch, the same label map as ONNX Runtime's path."""
+    from semantic_models import export_tiny_fcn
+
+    path = str(tmp_path / "fcn.onnx")
+    export_tiny_fcn(path, classes=21)
+    reference = Model.load(path, backend="onnxruntime", device="cpu")
+    on_device = Model(TorchBackend(path), reference.adapter, path, on_device=True)
+    assert type(on_device.device_path).__name__ == "DeviceSemanticPath"
+    with open_source(str(video)) as source:
+        for _, frame in zip(range(5), source):
+            got, want = on_device(frame), reference(frame)
+            assert got.labels.shape == want.labels.shape and (got.labels == want.labels).mean() >= 0.999
