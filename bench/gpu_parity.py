@@ -5,7 +5,9 @@ chosen backend and device (default: torch on CUDA, which uses the GPU data
 path: letterbox and masks on the device), matches objects by box IoU
 (Hungarian) and prints, over the frames, the matched boxes' and masks' IoU
 (min and mean) and how many objects only one side found. The bar: boxes IoU
->= 0.99 and masks IoU >= 0.97 for every matched object.
+>= 0.99 and masks IoU >= 0.97 for every matched object. For a semantic model
+it prints the share of frame pixels with the same class (min over frames and
+mean), against a bar of 0.999.
 
     python bench/gpu_parity.py [--backend torch] [--device cuda] [--precision fp32|fp16] [--frames 200]
 """
@@ -28,6 +30,7 @@ from engines.model import Model  # noqa: E402
 from stream.boxes import box_iou  # noqa: E402
 from stream.masks import paired_mask_iou  # noqa: E402
 from stream.sources import open_source  # noqa: E402
+from stream.types import LabelMap  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
@@ -54,11 +57,14 @@ def main() -> None:
         tested.device_path.resize_on_device = not args.cpu_resize
     print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({args.precision}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
-    box_ious, mask_ious, unmatched, frames = [], [], 0, 0
+    box_ious, mask_ious, agreement, unmatched, frames = [], [], [], 0, 0
     with open_source(args.video) as source:
         for _, frame in zip(range(args.frames), source):
             a, b = tested(frame), reference(frame)
             frames += 1
+            if isinstance(a, LabelMap):
+                agreement.append(float((a.labels == b.labels).mean()))
+                continue
             if len(a) == 0 or len(b) == 0:
                 unmatched += len(a) + len(b)
                 continue
@@ -70,6 +76,13 @@ def main() -> None:
             box_ious.append(iou[rows, cols])
             if a.masks is not None and b.masks is not None:
                 mask_ious.append(paired_mask_iou(a.masks[rows], b.masks[cols]))
+    if agreement:
+        values = np.array(agreement)
+        verdict = "ok" if values.min() >= 0.999 else f"{(values < 0.999).sum()} frames below"
+        print(f"{frames} frames, label maps of {len(tested.class_names)} classes")
+        print(f"{'':<8}{'min':>9}{'mean':>10}{'bar':>7}  verdict")
+        print(f"{'pixels':<8}{values.min():>9.5f}{values.mean():>10.5f}{0.999:>7}  {verdict}")
+        return
     boxes = np.concatenate(box_ious) if box_ious else np.zeros(0)
     masks = np.concatenate(mask_ious) if mask_ious else np.zeros(0)
     print(f"{frames} frames, {len(boxes)} matched objects, {unmatched} found by one side only")
