@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 
 from stream.errors import OutputError
@@ -111,6 +112,7 @@ class VideoSink(Sink):
         self.class_names = class_names
         self._container: Any = None
         self._stream: Any = None
+        self._resized = False  # warned that frames changed size
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -131,9 +133,22 @@ class VideoSink(Sink):
 
         if self._container is None:
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
-        image = annotate(frame.image, dets, self.class_names, labels=labels)[: self._stream.height, : self._stream.width]
+        image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels))
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
             self._container.mux(packet)
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        """The video keeps its first frame's size: an odd row or column is cut off
+        (yuv420p), and a frame of another size (a camera that came back from a
+        reconnect at another resolution) is scaled whole, not cropped."""
+        h, w = self._stream.height, self._stream.width
+        if image.shape[0] - h in (0, 1) and image.shape[1] - w in (0, 1):
+            return image[:h, :w]
+        if not self._resized:
+            log.warning("%s: frames are now %dx%d; the video keeps %dx%d and scales them",
+                        self.path, image.shape[1], image.shape[0], w, h)
+            self._resized = True
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
     def close(self) -> None:
         if self._container is not None:
