@@ -51,7 +51,7 @@ class CameraMotion:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, (grey.shape[1] // s, grey.shape[0] // s), interpolation=cv2.INTER_AREA)
         prev, self._prev = self._prev, small
-        if prev is None:
+        if prev is None or prev.shape != small.shape:  # first frame, or the camera came back at another resolution
             return IDENTITY.copy()
         warp = estimate_warp(prev, small, None if boxes is None else boxes / s)
         warp[:, 2] *= s  # translation back to full-resolution pixels

@@ -44,6 +44,15 @@ def test_full_resolution_warp_from_downscaled_frames():
     np.testing.assert_allclose(warp[:, 2], [24, 12], atol=1.5)
 
 
+def test_a_frame_of_another_size_restarts_the_estimate_instead_of_failing():
+    """A camera back from a reconnect at another resolution: identity for that frame, then warps again."""
+    cmc = CameraMotion(downscale=4)
+    cmc.update(cv2.cvtColor(textured(480, 640), cv2.COLOR_GRAY2BGR))
+    smaller = cv2.cvtColor(textured(240, 320), cv2.COLOR_GRAY2BGR)
+    assert np.allclose(cmc.update(smaller), np.eye(2, 3))
+    np.testing.assert_allclose(cmc.update(shift(smaller, 16, 8))[:, 2], [16, 8], atol=1.5)
+
+
 def test_tracker_follows_a_camera_pan_with_the_warp():
     def run(use_warp: bool) -> list[int]:
         tracker = ByteTracker()
