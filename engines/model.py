@@ -71,7 +71,7 @@ class Prepared:
 
 class Model:
     """`on_device`: pre/post-process on the backend's device (the GPU data path);
-    None = whenever a YOLO model runs on a CUDA device."""
+    None = whenever a YOLO or semantic model runs on a CUDA device."""
 
     def __init__(self, backend: Backend, adapter: Any, path: str = "", on_device: bool | None = None) -> None:
         self.backend = backend
