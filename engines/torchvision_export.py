@@ -107,6 +107,28 @@ def _export_errors(name: str, target: Path) -> Iterator[None]:
         raise ModelError(f"export of torchvision:{name} failed: {first}") from None
 
 
+def _inline_shared_initializers(graph: Any) -> None:
+    """The exporter lets equal weights share one initializer through Identity
+    nodes (random weights have many equal biases). onnx2torch (the torch
+    backend) wants a Conv's weights as initializers, so each such Identity
+    becomes its own copy of the initializer."""
+    import onnx
+
+    initializers = {t.name: t for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers and node.output[0] not in outputs:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(initializers[node.input[0]])
+            copy.name = node.output[0]
+            graph.initializer.append(copy)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 def export_torchvision(spec: str, out: str | None = None, random_weights: bool = False,
                        imgsz: tuple[int, int] | None = None) -> Path:
     """Export `torchvision:NAME` to ONNX; returns the file written."""
@@ -143,6 +165,7 @@ def export_torchvision(spec: str, out: str | None = None, random_weights: bool =
                               output_names=outputs, dynamic_axes=axes, dynamo=False)
     meta["names"] = repr(dict(enumerate(names)))  # the Ultralytics spelling the adapters read
     proto = onnx.load(str(target))
+    _inline_shared_initializers(proto.graph)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=str(value))
     onnx.save(proto, str(target))

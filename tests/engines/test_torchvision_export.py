@@ -74,3 +74,19 @@ def test_export_into_a_missing_folder_is_a_one_line_error(tmp_path):
 
     with pytest.raises(OutputError, match="export: the folder .*missing does not exist"):
         export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "missing" / "x.onnx"), True)
+
+
+@pytest.mark.skipif(not HAVE_TORCHVISION, reason="torchvision matching this torch is not importable")
+def test_exported_semantic_models_run_on_the_torch_backend(tmp_path, video):
+    """Where there is a GPU but no TensorRT, torch runs the exported file: its label
+    map is ONNX Runtime's. (The exporter shares equal weights through Identity
+    nodes, which onnx2torch could not convert: the export inlines them.)"""
+    from engines.torchvision_export import export_torchvision
+
+    path = str(export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "lraspp.onnx"), True))
+    on_torch = Model.load(path, backend="torch", device="cpu")
+    assert on_torch.backend.name == "torch"
+    reference = Model.load(path, backend="onnxruntime", device="cpu")
+    with open_source(str(video)) as source:
+        frame = next(iter(source))
+    assert (on_torch(frame).labels == reference(frame).labels).mean() >= 0.999
