@@ -20,7 +20,7 @@ import numpy as np
 from stream.errors import ModelError
 from stream.types import Detections
 
-from .backend import Backend, load_backend
+from .backend import Backend, TensorSpec, load_backend
 from .batching import batchable_model
 from .engine_cache import BuildOptions, ShapeProfile
 
@@ -39,11 +39,11 @@ class ReidEmbedder:
     """
 
     def __init__(self, backend: Backend, max_batch: int | None = None) -> None:
-        if len(backend.inputs) != 1 or len(backend.inputs[0].shape) != 4 or not backend.outputs or not _is_features(backend.outputs[0].shape):
-            shapes = lambda specs: ", ".join("[" + ", ".join(str(d or "?") for d in s.shape) + "]" for s in specs)  # noqa: E731
+        image_input = len(backend.inputs) == 1 and len(backend.inputs[0].shape) == 4
+        if not image_input or not backend.outputs or not _is_features(backend.outputs[0].shape):
             raise ModelError(f"not a re-identification model: expected one [N, 3, H, W] input and an [N, D] output "
-                             f"(one feature vector per crop, as OSNet's), got inputs {shapes(backend.inputs)} "
-                             f"and outputs {shapes(backend.outputs)}")
+                             f"(one feature vector per crop, as OSNet's), got inputs {_shapes(backend.inputs)} "
+                             f"and outputs {_shapes(backend.outputs)}")
         spec = backend.inputs[0]
         batch, _, height, width = spec.shape
         if height is None or width is None:
@@ -105,6 +105,11 @@ def _is_features(shape: tuple[int | None, ...]) -> bool:
     """[N, D], or [N, D, 1, 1] (a re-id net exported before its flatten): one vector per crop.
     A detector's [1, 116, 2100] head or a segmentation map is not."""
     return len(shape) == 2 or (len(shape) == 4 and tuple(shape[2:]) == (1, 1))
+
+
+def _shapes(specs: list[TensorSpec]) -> str:
+    """'[?, 3, 320, 320], [?, 116, 2100]': shapes as a user reads them, '?' for a dynamic axis."""
+    return ", ".join("[" + ", ".join(str(d or "?") for d in spec.shape) + "]" for spec in specs)
 
 
 def crop_batches(precision: str = "fp16") -> BuildOptions:

@@ -71,8 +71,8 @@ class TorchBackend(Backend):
         torch = self._torch
         # No autocast weight cache: it cannot be used while a CUDA graph is captured, and
         # casting a small model's weights is a few microseconds a call on a GPU.
-        precision = torch.autocast(self.device.type, torch.float16, cache_enabled=False) if self.half else contextlib.nullcontext()
-        with precision:
+        fp16 = torch.autocast(self.device.type, torch.float16, cache_enabled=False)
+        with fp16 if self.half else contextlib.nullcontext():
             out = self.module(*tensors)
         return list(out) if isinstance(out, (tuple, list)) else [out]
 
