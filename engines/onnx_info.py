@@ -24,7 +24,9 @@ def _specs(values: list) -> list[TensorSpec]:
     return out
 
 
-def load_onnx(path: str):  # -> onnx.ModelProto
+def load_onnx(path: str, weights: bool = False):  # -> onnx.ModelProto
+    """The graph of `path`; with `weights`, also weights kept in external data files
+    (large exports keep them beside the .onnx file), which reading shapes does not need."""
     try:
         import onnx
     except ImportError:
@@ -32,7 +34,7 @@ def load_onnx(path: str):  # -> onnx.ModelProto
     if not Path(path).is_file():
         raise ModelError(f"model file not found: {path}")
     try:
-        return onnx.load(path, load_external_data=False)
+        return onnx.load(path, load_external_data=weights)
     except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and others
         raise ModelError(f"cannot load model {path}: not a valid ONNX model ({type(err).__name__})") from None
 

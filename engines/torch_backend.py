@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,7 +30,48 @@ from .onnx_info import load_onnx, onnx_inputs_and_metadata, onnx_outputs
 
 log = logging.getLogger(__name__)
 
+CONVERTIBLE_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
 MAX_GRAPHS = 8  # CUDA graphs kept per model, one per input shape (batch size); each holds its own memory
+
+
+def _convert(convert: Callable[[Any], Any], path: str) -> Any:
+    """The torch module of `path`. onnx2torch knows operators up to opset
+    `CONVERTIBLE_OPSET` and no Reshape with allowzero=1; a file it cannot take
+    (OSNet: opset-18 ReduceMean, allowzero on a constant shape) is converted
+    down with ONNX's version converter, the allowzero flags that cannot
+    matter are cleared, and it is tried again."""
+    model = load_onnx(path, weights=True)
+    try:
+        return convert(model)
+    except Exception as err:  # noqa: BLE001 - an unsupported operator, typically
+        problem = str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    try:
+        if opset > CONVERTIBLE_OPSET:
+            from onnx import version_converter
+
+            model = version_converter.convert_version(model, CONVERTIBLE_OPSET)
+        _clear_idle_allowzero(model.graph)
+        module = convert(model)
+    except Exception:  # noqa: BLE001 - still not convertible: report the first error, about the user's file
+        raise ModelError(f"cannot convert {path} to torch: {problem}") from None
+    log.info("%s: converted to opset %d for onnx2torch", path, min(opset, CONVERTIBLE_OPSET))
+    return module
+
+
+def _clear_idle_allowzero(graph: Any) -> None:
+    """Reshape's allowzero only changes what a 0 in the target shape means; with a
+    constant target that has no 0 it does nothing, so it is cleared."""
+    from onnx import numpy_helper
+
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in constants:
+            continue
+        if (numpy_helper.to_array(constants[node.input[1]]) != 0).all():
+            for attribute in node.attribute:
+                if attribute.name == "allowzero":
+                    attribute.i = 0
 
 
 class TorchBackend(Backend):
@@ -49,10 +90,7 @@ class TorchBackend(Backend):
         self._torch = torch
         self.inputs, self.metadata = onnx_inputs_and_metadata(path)
         self.outputs = onnx_outputs(path)
-        try:
-            module = convert(load_onnx(path))
-        except Exception as err:  # noqa: BLE001 - an unsupported operator, typically
-            raise ModelError(f"cannot convert {path} to torch: {str(err).splitlines()[0][:200]}") from None
+        module = _convert(convert, path)
         self.device = torch.device(device)
         if half and self.device.type == "cpu":
             log.warning("%s: fp16 on the CPU is slower than fp32 (`segstream run` uses fp32 there)", path)

@@ -25,7 +25,8 @@ from engines.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from engines.torch_backend import TorchBackend  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx"])
+@pytest.mark.parametrize("name", ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx",
+                                  "models/osnet_x0_25_msmt17.onnx"])  # opset 18, weights in an external file
 def test_outputs_match_onnxruntime(name):
     from conftest import asset
 
@@ -113,3 +114,22 @@ def test_fp16_keeps_the_fp32_detections(seg_model, video):
     boxes, masks = np.concatenate(boxes), np.concatenate(masks)
     assert boxes.min() >= 0.9 and (boxes >= 0.99).mean() >= 0.97
     assert (masks >= 0.97).mean() >= 0.97
+
+
+def test_reid_features_on_the_torch_backend_match_onnxruntime(video):
+    """Re-id on a GPU without TensorRT runs on torch: OSNet's batch-dynamic copy (opset 18,
+    which onnx2torch takes once converted down) gives ONNX Runtime's features."""
+    from conftest import asset
+    from engines.backend import load_backend
+    from engines.batching import batchable_model
+    from engines.reid import ReidEmbedder
+    from stream.types import Detections
+
+    path = batchable_model(str(asset("models/osnet_x0_25_msmt17.onnx")))
+    on_torch = ReidEmbedder(load_backend(path, "torch", "cpu"))
+    assert on_torch.backend.name == "torch"
+    reference = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"))
+    with open_source(str(video)) as source:
+        frame = next(iter(source))
+    dets = Detections(np.array([[100.0, 50, 160, 200], [300, 80, 350, 230], [500, 100, 540, 220]]), np.ones(3), np.zeros(3))
+    np.testing.assert_allclose(on_torch(frame.image, dets), reference(frame.image, dets), atol=1e-5)
