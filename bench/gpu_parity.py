@@ -55,7 +55,8 @@ def main() -> None:
         tested = Model(tested.backend, tested.adapter, args.model, on_device=True)
     if tested.device_path is not None:
         tested.device_path.resize_on_device = not args.cpu_resize
-    print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({args.precision}), "
+    ran = "fp16" if getattr(tested.backend, "half", args.precision == "fp16") else "fp32"  # torch runs fp32 on a CPU
+    print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({ran}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
     box_ious, mask_ious, agreement, unmatched, frames = [], [], [], 0, 0
     with open_source(args.video) as source:
