@@ -56,6 +56,7 @@ def main() -> None:
     if tested.device_path is not None:
         tested.device_path.resize_on_device = not args.cpu_resize
     ran = "fp16" if getattr(tested.backend, "half", args.precision == "fp16") else "fp32"  # torch runs fp32 on a CPU
+    ran = "the file's own precision" if tested.backend.name == "onnxruntime" else ran
     print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({ran}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
     box_ious, mask_ious, agreement, unmatched, frames = [], [], [], 0, 0
