@@ -39,12 +39,17 @@ def load_onnx(path: str, weights: bool = False):  # -> onnx.ModelProto
         raise ModelError(f"cannot load model {path}: not a valid ONNX model ({type(err).__name__})") from None
 
 
-def onnx_inputs_and_metadata(path: str) -> tuple[list[TensorSpec], dict[str, str]]:
-    model = load_onnx(path)
+def graph_io(model) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, str]]:  # model: onnx.ModelProto
+    """(inputs, outputs, metadata) of a loaded model; initialisers listed as inputs are not inputs."""
     initialisers = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initialisers]
-    return _specs(inputs), {p.key: p.value for p in model.metadata_props}
+    return _specs(inputs), _specs(list(model.graph.output)), {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_inputs_and_metadata(path: str) -> tuple[list[TensorSpec], dict[str, str]]:
+    inputs, _, metadata = graph_io(load_onnx(path))
+    return inputs, metadata
 
 
 def onnx_outputs(path: str) -> list[TensorSpec]:
-    return _specs(list(load_onnx(path).graph.output))
+    return graph_io(load_onnx(path))[1]

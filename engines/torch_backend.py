@@ -27,7 +27,7 @@ import numpy as np
 from stream.errors import ModelError
 
 from .backend import Backend
-from .onnx_info import load_onnx, onnx_inputs_and_metadata, onnx_outputs
+from .onnx_info import graph_io, load_onnx
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,12 @@ CONVERTIBLE_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 conver
 MAX_GRAPHS = 8  # CUDA graphs kept per model, one per input shape (batch size); each holds its own memory
 
 
-def _convert(convert: Callable[[Any], Any], path: str) -> Any:
+def _convert(convert: Callable[[Any], Any], model: Any, path: str) -> Any:
     """The torch module of `path`. onnx2torch knows operators up to opset
     `CONVERTIBLE_OPSET` and no Reshape with allowzero=1; a file it cannot take
     (OSNet: opset-18 ReduceMean, allowzero on a constant shape) is converted
     down with ONNX's version converter, the allowzero flags that cannot
     matter are cleared, and it is tried again."""
-    model = load_onnx(path, weights=True)
     try:
         return convert(model)
     except Exception as err:  # noqa: BLE001 - an unsupported operator, typically
@@ -89,9 +88,9 @@ class TorchBackend(Backend):
         # call: the user can do nothing about it, so it is not shown.
         warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning, r"onnx2torch\.")
         self._torch = torch
-        self.inputs, self.metadata = onnx_inputs_and_metadata(path)
-        self.outputs = onnx_outputs(path)
-        module = _convert(convert, path)
+        model = load_onnx(path, weights=True)  # read once: specs, metadata and the graph to convert
+        self.inputs, self.outputs, self.metadata = graph_io(model)
+        module = _convert(convert, model, path)
         self.device = torch.device(device)
         if half and self.device.type == "cpu":
             log.warning("%s: fp16 on the CPU is slower than fp32 (`segstream run` uses fp32 there)", path)

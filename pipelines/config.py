@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.errors import ConfigError
+from stream.sources import local_path
 
 
 class SortConfig(BaseModel):
@@ -159,8 +160,8 @@ class RunConfig(BaseModel):
     def _int8_needs_calib(self) -> RunConfig:
         if self.precision == "int8" and not self.calib:
             raise ValueError("precision: int8 needs calib (--calib VIDEO_OR_IMAGE_DIR, frames like the deployment's)")
-        local = self.calib and "://" not in self.calib and not self.calib.isdigit() and not any(c in self.calib for c in "*?[")
-        if local and not Path(self.calib).exists():  # checked now, even where TensorRT (its only user) is absent
+        local = local_path(self.calib) if self.calib else None
+        if local is not None and not local.exists():  # checked now, even where TensorRT (its only user) is absent
             raise ValueError(f"calib: no such video file or image folder: {self.calib}")
         return self
 

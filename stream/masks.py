@@ -123,11 +123,8 @@ class BoxMasks:
 
     def mask(self, i: int) -> np.ndarray:
         """Mask i as a dense (H, W) array."""
-        out = np.zeros(self.frame_hw, bool)
-        crop = self.crops[i]
-        x, y = self.origins[i].tolist()
-        out[y:y + crop.shape[0], x:x + crop.shape[1]] = crop
-        return out
+        h, w = self.frame_hw
+        return self.window(i, 0, 0, w, h)
 
     def dense(self) -> np.ndarray:
         """All masks as one (N, H, W) array."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
+GLOB_CHARS = "*?["
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ def open_source(
         opener = partial(_open_stream, spec, rtsp_transport, timeout)
         problem = f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials"
         return _open_live(opener, source_id, f"stream {spec}", timeout, reconnect, wait_for_live, problem)
-    if any(ch in spec for ch in "*?["):
+    if any(ch in spec for ch in GLOB_CHARS):
         files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)
     path = Path(spec)
@@ -383,6 +384,14 @@ def open_source(
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageFolderSource([spec], source_id, spec)
     return VideoFileSource(spec, source_id, realtime)
+
+
+def local_path(spec: str) -> Path | None:
+    """The file or folder a source spec names, as `open_source` reads it; None
+    for a webcam index, a stream URL or a glob, which only opening can check."""
+    if spec.isdigit() or "://" in spec or any(ch in spec for ch in GLOB_CHARS):
+        return None
+    return Path(spec)
 
 
 def default_source_id(spec: str) -> str:
