@@ -42,7 +42,20 @@ def import_tensorrt() -> Any:
             "TensorRT is not installed: pip install 'segstream[trt]' on a machine with an NVIDIA GPU "
             "(Jetson: use JetPack's python3-libnvinfer)"
         ) from None
+    check_version(trt.__version__)
     return trt
+
+
+def check_version(version: str) -> None:
+    """This backend builds with TensorRT 10's weakly typed API (fp16/int8 builder
+    flags, layer precision constraints, an INT8 calibrator); TensorRT 11 removed
+    all of it, so an engine build would fail half way with an AttributeError."""
+    major = version.split(".")[0]
+    if major != "10":
+        raise ModelError(
+            f"TensorRT {version} is installed, and segstream's TensorRT backend needs TensorRT 10 "
+            "(11 removed the fp16/int8 builder flags it uses): pip install 'tensorrt>=10,<11'"
+        )
 
 
 def device_info(trt: Any, device: str = "cuda") -> DeviceInfo:

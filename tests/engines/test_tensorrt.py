@@ -13,11 +13,14 @@ import pytest
 from engines.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
 from engines.model import onnx_preprocess
 from engines.semantic import SemanticConfig
-from engines.tensorrt_backend import build_serialized, calibration_input, ensure_engine, options_for_model, profile_for
+from engines.tensorrt_backend import (
+    build_serialized, calibration_input, check_version, ensure_engine, options_for_model, profile_for,
+)
 from stream.errors import ModelError
 from stream.sources import open_source
 
 import fake_tensorrt as trt
+from conftest import asset
 from semantic_models import export_tiny_fcn
 
 HW = (320, 320)
@@ -121,3 +124,12 @@ def test_without_tensorrt_the_error_says_how_to_get_it(seg_model):
         pytest.skip("TensorRT is installed on this machine")
     with pytest.raises(ModelError, match=r"TensorRT is not installed: pip install 'segstream\[trt\]'"):
         ensure_engine(str(seg_model), BuildOptions())
+
+
+def test_a_tensorrt_other_than_10_is_refused_in_one_line():
+    """TensorRT 11 has none of the builder flags this backend uses: say so and
+    name the version to install, instead of failing inside a build (auto then
+    falls back to the next backend, as when TensorRT is missing)."""
+    check_version("10.13.3.9")
+    with pytest.raises(ModelError, match=r"TensorRT 11.4.0 is installed.*pip install 'tensorrt>=10,<11'"):
+        check_version("11.4.0")
