@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What issue 5 still owes on a GPU, in one call (a session's device time is short):
 # the torch path on the GPU against the CPU path (fp32, fp16, and a semantic
-# model) and bench/engines.py at batch 1 and 8, FP32 and FP16. Prints the tables.
+# model), fp16 with and without the fp32 decoding tail TensorRT builds keep
+# (bench/fp16_tail.py) and bench/engines.py at batch 1 and 8, FP32 and FP16.
+# Prints the tables.
 #
 # On the lent device machine ../shared does not travel: put the two assets in an
 # ignored folder of the checkout first and carry it with the wheels the device lacks:
@@ -29,6 +31,10 @@ for precision in fp32 fp16; do
 done
 echo "== bench/gpu_parity.py --device $device --model fcn21.onnx (a semantic model, random weights)"
 "$py" bench/gpu_parity.py --device "$device" --model "$tmp/fcn21.onnx" --frames 100 "${force[@]}" || status=1
+if [ "$device" != cpu ]; then  # emulated fp16 on a CPU takes minutes: the numbers that matter are the GPU's
+    echo "== bench/fp16_tail.py --device $device (fp16 with and without the fp32 decoding tail)"
+    "$py" bench/fp16_tail.py --device "$device" --frames 200 || status=1
+fi
 echo "== bench/engines.py --batch 1 8 --device $device"
 "$py" bench/engines.py --batch 1 8 --device "$device" --frames "${FRAMES:-96}" || status=1
 rm -rf "$tmp"

@@ -30,9 +30,24 @@ from engines.model import Model  # noqa: E402
 from stream.boxes import box_iou  # noqa: E402
 from stream.masks import paired_mask_iou  # noqa: E402
 from stream.sources import open_source  # noqa: E402
-from stream.types import LabelMap  # noqa: E402
+from stream.types import Detections, LabelMap  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+
+
+def match_objects(a: Detections, b: Detections) -> tuple[np.ndarray, np.ndarray, int]:
+    """(box IoU, mask IoU) of the objects of `a` and `b` that match (Hungarian on
+    box IoU, above 0.5), and how many objects of either have no match."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0), np.zeros(0), len(a) + len(b)
+    iou = box_iou(a.xyxy, b.xyxy)
+    rows, cols = linear_sum_assignment(-iou)
+    keep = iou[rows, cols] > 0.5
+    rows, cols = rows[keep], cols[keep]
+    masks = np.zeros(0)
+    if a.masks is not None and b.masks is not None:
+        masks = paired_mask_iou(a.masks[rows], b.masks[cols])
+    return iou[rows, cols], masks, len(a) + len(b) - 2 * len(rows)
 
 
 def main() -> None:
@@ -67,17 +82,10 @@ def main() -> None:
             if isinstance(a, LabelMap):
                 agreement.append(float((a.labels == b.labels).mean()))
                 continue
-            if len(a) == 0 or len(b) == 0:
-                unmatched += len(a) + len(b)
-                continue
-            iou = box_iou(a.xyxy, b.xyxy)
-            rows, cols = linear_sum_assignment(-iou)
-            keep = iou[rows, cols] > 0.5
-            rows, cols = rows[keep], cols[keep]
-            unmatched += len(a) + len(b) - 2 * len(rows)
-            box_ious.append(iou[rows, cols])
-            if a.masks is not None and b.masks is not None:
-                mask_ious.append(paired_mask_iou(a.masks[rows], b.masks[cols]))
+            boxes, masks, alone = match_objects(a, b)
+            box_ious.append(boxes)
+            mask_ious.append(masks)
+            unmatched += alone
     if agreement:
         values = np.array(agreement)
         verdict = "ok" if values.min() >= 0.999 else f"{(values < 0.999).sum()} frames below"

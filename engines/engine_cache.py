@@ -78,6 +78,7 @@ class BuildOptions:
     calib_frames: int = 256
     calib_input: str | None = None  # int8: fingerprint of how calibration frames are prepared (`calibration.fingerprint`)
     cuda_graph: bool = False  # torch backend only: replay the model as one CUDA graph
+    fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.precision)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -93,6 +94,8 @@ class BuildOptions:
         beyond that; the workspace does not change correctness, but it can change tactics, so it is kept)."""
         d = asdict(self)
         d.pop("cuda_graph")
+        if self.precision == "fp32":
+            d.pop("fp32_tail")  # everything is fp32 already
         d["calib"] = str(Path(self.calib).resolve()) if self.calib else None
         return d
 
@@ -170,11 +173,20 @@ class EngineCache:
         same_model = [meta for meta in others if meta.get("onnx_sha256") == onnx_hash]
         if not same_model:
             return f"{name} changed since its engine was built: rebuilding"
+        same_device = []
         for meta in same_model:
             built = DeviceInfo(**{**meta["device"], "compute_capability": tuple(meta["device"]["compute_capability"])})
             if built != device:
                 return f"engine for {name} was built for {built.describe()}; this is {device.describe()}: rebuilding"
-        return f"no engine for {name} with {options.precision} and this shape profile yet: building"
+            same_device.append(meta.get("options", {}))
+        wanted = json.loads(json.dumps(options.key_fields()))  # as the sidecars hold them: tuples are lists
+        changes = min(([k for k in sorted(set(wanted) | set(had)) if had.get(k) != wanted.get(k)]
+                       for had in same_device), key=len)  # the options of the closest engine
+        if not changes:
+            return f"the engine file of {name} is missing: rebuilding"
+        if "precision" in changes or "profile" in changes:
+            return f"no engine for {name} with {options.precision} and this shape profile yet: building"
+        return f"engine for {name} was built with other options ({', '.join(changes)}): rebuilding"
 
     def _sidecars_for(self, onnx_path: str) -> Iterable[dict]:
         if not self.root.is_dir():

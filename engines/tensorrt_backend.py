@@ -167,6 +167,37 @@ def _calibrator(trt: Any, batches: Iterable[np.ndarray], cache_path: Path) -> An
     return Calibrator()
 
 
+def keep_tail_fp32(trt: Any, network: Any) -> int:
+    """Constrain the layers after the network's last convolutions and matrix
+    products (box, keypoint and mask-coefficient decoding; engines.precision
+    says why) to compute and store fp32. Constants, and layers with a non-float
+    output (shape arithmetic, indices), are left alone. Returns how many were
+    constrained."""
+    from .precision import Layer, output_tail
+
+    heavy = {trt.LayerType.CONVOLUTION, trt.LayerType.DECONVOLUTION, trt.LayerType.MATRIX_MULTIPLY}
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    graph = [
+        Layer(
+            layer.type in heavy,
+            tuple(t.name for t in (layer.get_input(j) for j in range(layer.num_inputs)) if t is not None),
+            tuple(layer.get_output(j).name for j in range(layer.num_outputs)),
+        )
+        for layer in layers
+    ]
+    kept = 0
+    for i in output_tail(graph):
+        layer = layers[i]
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if layer.type == trt.LayerType.CONSTANT or not outputs or any(t.dtype != trt.float32 for t in outputs):
+            continue  # a constant's fp32 weights reach an fp32 consumer as they are
+        layer.precision = trt.float32
+        for j in range(len(outputs)):
+            layer.set_output_type(j, trt.float32)  # else the result may still be stored in fp16
+        kept += 1
+    return kept
+
+
 def build_serialized(
     trt: Any,
     onnx_path: str,
@@ -190,6 +221,11 @@ def build_serialized(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     if options.precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 (not fp32) where a layer cannot quantise
+        if options.fp32_tail:
+            kept = keep_tail_fp32(trt, network)
+            # Prefer, not obey: a layer TensorRT has no fp32 kernel for runs in fp16 with a warning, not a failed build.
+            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+            log.info("%s: %d layers after the last convolutions kept in fp32", onnx_path, kept)
 
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):

@@ -19,7 +19,13 @@ class Logger:
 
 
 MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
-BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8")
+BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer_precision_constraints")
+LayerType = SimpleNamespace(CONVOLUTION="convolution", DECONVOLUTION="deconvolution", MATRIX_MULTIPLY="matrix_multiply",
+                            CONSTANT="constant", OTHER="other")
+float32, float16, int64, bool_ = "float32", "float16", "int64", "bool"
+# What the ONNX parser makes of an operator, for the layer types segstream looks at.
+_LAYER_TYPES = {"Conv": LayerType.CONVOLUTION, "ConvTranspose": LayerType.DECONVOLUTION,
+                "MatMul": LayerType.MATRIX_MULTIPLY, "Gemm": LayerType.MATRIX_MULTIPLY, "Constant": LayerType.CONSTANT}
 
 
 class IProgressMonitor:
@@ -33,13 +39,40 @@ class IInt8EntropyCalibrator2:
 
 
 class _Tensor:
-    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
-        self.name, self.shape = name, shape
+    def __init__(self, name: str, shape: tuple[int, ...] = (), dtype: str = float32) -> None:
+        self.name, self.shape, self.dtype = name, shape, dtype
+
+
+class _Layer:
+    """One ONNX node as a layer; records the precision constraints set on it."""
+
+    def __init__(self, name: str, type: str, inputs: list[_Tensor | None], outputs: list[_Tensor]) -> None:
+        self.name, self.type, self._inputs, self._outputs = name, type, inputs, outputs
+        self.precision: str | None = None
+        self.output_types: dict[int, str] = {}
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    def get_input(self, i: int) -> _Tensor | None:
+        return self._inputs[i]
+
+    def get_output(self, i: int) -> _Tensor:
+        return self._outputs[i]
+
+    def set_output_type(self, i: int, dtype: str) -> None:
+        self.output_types[i] = dtype
 
 
 class _Network:
     def __init__(self) -> None:
         self.inputs: list[_Tensor] = []
+        self.layers: list[_Layer] = []
 
     @property
     def num_inputs(self) -> int:
@@ -48,10 +81,19 @@ class _Network:
     def get_input(self, i: int) -> _Tensor:
         return self.inputs[i]
 
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def get_layer(self, i: int) -> _Layer:
+        return self.layers[i]
+
 
 class OnnxParser:
-    """Parses the file's input with the onnx package (what TensorRT's parser
-    would report); `PARSE_ERRORS` makes it fail like TensorRT does."""
+    """Parses the file's input and nodes with the onnx package (what TensorRT's
+    parser would report: one layer per node here, where TensorRT sometimes
+    makes several; tensor types from ONNX shape inference); `PARSE_ERRORS`
+    makes it fail like TensorRT does."""
 
     PARSE_ERRORS: list[str] = []
 
@@ -67,6 +109,7 @@ class OnnxParser:
 
         inputs, _ = onnx_inputs_and_metadata(path)
         self.network.inputs = [_Tensor(i.name, tuple(-1 if d is None else d for d in i.shape)) for i in inputs]
+        self.network.layers = _layers(path)
         return True
 
     @property
@@ -132,6 +175,7 @@ class Builder:
     `FAIL` makes `build_serialized_network` return None, as TensorRT does."""
 
     last_config: _Config | None = None
+    last_network: _Network | None = None
     FAIL = False
 
     def __init__(self, logger: Logger) -> None:
@@ -148,6 +192,7 @@ class Builder:
 
     def build_serialized_network(self, network: _Network, config: _Config) -> bytes | None:
         Builder.last_config = config
+        Builder.last_network = network
         if Builder.FAIL:
             return None
         monitor = config.progress_monitor
@@ -157,3 +202,24 @@ class Builder:
                 monitor.step_complete("Building engine", step)
             monitor.phase_finish("Building engine")
         return b"engine for " + ",".join(t.name for t in network.inputs).encode()
+
+
+def _layers(path: str) -> list[_Layer]:
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
+    graph = model.graph
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.value_info, *graph.output)}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    tensors: dict[str, _Tensor] = {}
+
+    def tensor(name: str) -> _Tensor | None:
+        if not name:
+            return None  # an optional input left out
+        if name not in tensors:
+            tensors[name] = _Tensor(name, dtype=float32 if types.get(name) in floats else int64)
+        return tensors[name]
+
+    return [_Layer(node.name, _LAYER_TYPES.get(node.op_type, LayerType.OTHER), [tensor(n) for n in node.input],
+                   [tensor(n) for n in node.output]) for node in graph.node]  # type: ignore[misc]

@@ -33,8 +33,22 @@ def test_key_changes_with_everything_an_engine_depends_on():
         engine_key("abc", ORIN, BuildOptions("fp16", ShapeProfile(1, 4, 8, (320, 320), (320, 320), (320, 320)))),
         engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="1111")),
         engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="2222")),  # other mean/std
+        engine_key("abc", ORIN, BuildOptions("fp16", PROFILE, fp32_tail=False)),
     ]
     assert base not in others and len(set(others)) == len(others)
+    # fp32 engines are fp32 throughout: the fp16 tail setting does not make a second one.
+    assert engine_key("abc", ORIN, BuildOptions("fp32", PROFILE)) == engine_key(
+        "abc", ORIN, BuildOptions("fp32", PROFILE, fp32_tail=False))
+
+
+def test_an_engine_built_with_other_options_is_rebuilt_and_says_which(tmp_path, model):
+    """An engine from before the fp32 tail (or with it switched off) is not
+    reused for a build that asks for it, and the one line names the option."""
+    cache = EngineCache(tmp_path / "engines")
+    cache.store(model, ORIN, BuildOptions("fp16", PROFILE, fp32_tail=False), b"old")
+    found, why = cache.lookup(model, ORIN, BuildOptions("fp16", PROFILE))
+    assert found is None
+    assert why == "engine for yolov8n-seg.onnx was built with other options (fp32_tail): rebuilding"
 
 
 def test_engine_is_reused_on_the_same_device_only(tmp_path, model):
