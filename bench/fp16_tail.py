@@ -97,24 +97,27 @@ def main() -> None:
         else:
             model.backend.module = half_with_fp32_tail(model.backend.module, tail if label == "fp32 tail" else set())
         variants[label] = model
-    results: dict[str, list[Any]] = {label: [[], [], 0] for label in variants}
+    results: dict[str, list[Any]] = {label: [[], [], [], 0] for label in variants}
     frames = 0
     with open_source(args.video) as source:
         for _, frame in zip(range(args.frames), source):
             expected = reference(frame)
             frames += 1
             for label, model in variants.items():
-                boxes, masks, alone = match_objects(model(frame), expected)
+                boxes, masks, points, alone = match_objects(model(frame), expected)
                 results[label][0].append(boxes)
                 results[label][1].append(masks)
-                results[label][2] += alone
+                results[label][2].append(points)
+                results[label][3] += alone
     print(f"{Path(args.model).name}, {frames} frames, torch on {args.device} against onnxruntime fp32 on cpu; "
           f"fp32 tail: {len(tail)} of {len(graph.node)} nodes")
-    print(f"{'variant':<11}{'matched':>8}{'one side':>9}{'box<0.99':>9}{'min box':>9}{'mask<0.97':>10}{'min mask':>9}")
-    for label, (boxes, masks, alone) in results.items():
-        b, m = np.concatenate(boxes), np.concatenate(masks)
+    print(f"{'variant':<11}{'matched':>8}{'one side':>9}{'box<0.99':>9}{'min box':>9}{'mask<0.97':>10}{'min mask':>9}"
+          f"{'kpt max px':>11}")
+    for label, (boxes, masks, points, alone) in results.items():
+        b, m, p = np.concatenate(boxes), np.concatenate(masks), np.concatenate(points)
         mask_cols = f"{(m < 0.97).sum():>10}{m.min():>9.4f}" if len(m) else f"{'-':>10}{'-':>9}"
-        print(f"{label:<11}{len(b):>8}{alone:>9}{(b < 0.99).sum():>9}{b.min() if len(b) else 1:>9.4f}{mask_cols}")
+        kpt = f"{p.max():>11.2f}" if len(p) else f"{'-':>11}"
+        print(f"{label:<11}{len(b):>8}{alone:>9}{(b < 0.99).sum():>9}{b.min() if len(b) else 1:>9.4f}{mask_cols}{kpt}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ chosen backend and device (default: torch on CUDA, which uses the GPU data
 path: letterbox and masks on the device), matches objects by box IoU
 (Hungarian) and prints, over the frames, the matched boxes' and masks' IoU
 (min and mean) and how many objects only one side found. The bar: boxes IoU
->= 0.99 and masks IoU >= 0.97 for every matched object. For a semantic model
+>= 0.99 and masks IoU >= 0.97 for every matched object. A pose model's
+keypoints are compared in pixels (no bar). For a semantic model
 it prints the share of frame pixels with the same class (min over frames and
 mean), against a bar of 0.999.
 
@@ -35,19 +36,27 @@ from stream.types import Detections, LabelMap  # noqa: E402
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
 
-def match_objects(a: Detections, b: Detections) -> tuple[np.ndarray, np.ndarray, int]:
-    """(box IoU, mask IoU) of the objects of `a` and `b` that match (Hungarian on
-    box IoU, above 0.5), and how many objects of either have no match."""
+KEYPOINT_SEEN = 0.5  # keypoints the reference scores at least this are compared
+
+
+def match_objects(a: Detections, b: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(box IoU, mask IoU, keypoint distance in pixels) of the objects of `a`
+    and `b` that match (Hungarian on box IoU, above 0.5; keypoints that `b`
+    sees), and how many objects of either have no match."""
     if len(a) == 0 or len(b) == 0:
-        return np.zeros(0), np.zeros(0), len(a) + len(b)
+        return np.zeros(0), np.zeros(0), np.zeros(0), len(a) + len(b)
     iou = box_iou(a.xyxy, b.xyxy)
     rows, cols = linear_sum_assignment(-iou)
     keep = iou[rows, cols] > 0.5
     rows, cols = rows[keep], cols[keep]
-    masks = np.zeros(0)
+    masks, points = np.zeros(0), np.zeros(0)
     if a.masks is not None and b.masks is not None:
         masks = paired_mask_iou(a.masks[rows], b.masks[cols])
-    return iou[rows, cols], masks, len(a) + len(b) - 2 * len(rows)
+    if a.keypoints is not None and b.keypoints is not None:
+        ka, kb = a.keypoints[rows], b.keypoints[cols]
+        seen = kb[:, :, 2] >= KEYPOINT_SEEN
+        points = np.linalg.norm(ka[:, :, :2] - kb[:, :, :2], axis=2)[seen]
+    return iou[rows, cols], masks, points, len(a) + len(b) - 2 * len(rows)
 
 
 def main() -> None:
@@ -74,7 +83,7 @@ def main() -> None:
     ran = "the file's own precision" if tested.backend.name == "onnxruntime" else ran
     print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({ran}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
-    box_ious, mask_ious, agreement, unmatched, frames = [], [], [], 0, 0
+    box_ious, mask_ious, keypoint_px, agreement, unmatched, frames = [], [], [], [], 0, 0
     with open_source(args.video) as source:
         for _, frame in zip(range(args.frames), source):
             a, b = tested(frame), reference(frame)
@@ -82,9 +91,10 @@ def main() -> None:
             if isinstance(a, LabelMap):
                 agreement.append(float((a.labels == b.labels).mean()))
                 continue
-            boxes, masks, alone = match_objects(a, b)
+            boxes, masks, points, alone = match_objects(a, b)
             box_ious.append(boxes)
             mask_ious.append(masks)
+            keypoint_px.append(points)
             unmatched += alone
     if agreement:
         values = np.array(agreement)
@@ -101,6 +111,10 @@ def main() -> None:
         if len(values):
             verdict = "ok" if values.min() >= bar else f"{(values < bar).sum()} below"
             print(f"{name:<8}{values.min():>9.4f}{values.mean():>10.4f}{bar:>6}  {verdict}")
+    points = np.concatenate(keypoint_px) if keypoint_px else np.zeros(0)
+    if len(points):
+        print(f"keypoints: {len(points)} seen by the reference, distance max {points.max():.2f} px, "
+              f"mean {points.mean():.3f} px, 99th percentile {np.percentile(points, 99):.2f} px")
 
 
 if __name__ == "__main__":
