@@ -22,7 +22,7 @@ MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
 BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer_precision_constraints")
 LayerType = SimpleNamespace(CONVOLUTION="convolution", DECONVOLUTION="deconvolution", MATRIX_MULTIPLY="matrix_multiply",
                             CONSTANT="constant", OTHER="other")
-float32, float16, int64, bool_ = "float32", "float16", "int64", "bool"
+float32, int64 = "float32", "int64"  # the DataTypes the parser gives tensors here
 # What the ONNX parser makes of an operator, for the layer types segstream looks at.
 _LAYER_TYPES = {"Conv": LayerType.CONVOLUTION, "ConvTranspose": LayerType.DECONVOLUTION,
                 "MatMul": LayerType.MATRIX_MULTIPLY, "Gemm": LayerType.MATRIX_MULTIPLY, "Constant": LayerType.CONSTANT}
