@@ -225,7 +225,7 @@ def build_serialized(
             kept = keep_tail_fp32(trt, network)
             # Prefer, not obey: a layer TensorRT has no fp32 kernel for runs in fp16 with a warning, not a failed build.
             config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
-            log.info("%s: %d layers after the last convolutions kept in fp32", onnx_path, kept)
+            (progress or log.info)(f"{kept} layers after the last convolutions kept in fp32 (box and keypoint decoding)")
 
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):

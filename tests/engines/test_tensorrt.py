@@ -69,7 +69,8 @@ def test_fp16_build_sets_flag_profile_workspace_and_timing_cache(tmp_path, seg_m
     assert config.flags == {"fp16", "prefer_precision_constraints"} and config.pools == {"workspace": 512 << 20}
     assert config.profiles[0].shapes == {"images": ((1, 3, 320, 320),) * 3}
     assert timing.read_bytes() == b"+tactics"
-    assert progress[0] == "Building engine (10 steps)" and progress[-1] == "    Building engine: 10/10"
+    assert progress[0] == "22 layers after the last convolutions kept in fp32 (box and keypoint decoding)"
+    assert progress[1] == "Building engine (10 steps)" and progress[-1] == "    Building engine: 10/10"
     build_serialized(trt, str(seg_model), options, timing)  # the next build starts from the saved tactics
     assert trt.Builder.last_config.timing_cache.data == b"+tactics"
 
