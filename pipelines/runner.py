@@ -176,6 +176,7 @@ class Pipeline:
         self._next_index = 0
         self._reorder: dict[int, Packet] = {}
         self._trackers: dict[str, Any] = {}
+        self._frame_hw: dict[str, tuple[int, ...]] = {}  # per source, to notice a change of resolution
         self.make_camera_motion = make_camera_motion
         self.embed = embed
         self.panoptic = panoptic
@@ -419,6 +420,12 @@ class Pipeline:
         tracker = self._trackers.get(sid)
         if tracker is None:
             tracker = self._trackers[sid] = self.make_tracker()
+        hw = p.frame.image.shape[:2]
+        last = self._frame_hw.setdefault(sid, hw)
+        if hw != last:  # a camera back at another resolution: tracks follow the picture
+            log.info("%s: frames are now %dx%d (were %dx%d): tracks rescaled", sid, hw[1], hw[0], last[1], last[0])
+            tracker.rescale(hw[1] / last[1], hw[0] / last[0])
+            self._frame_hw[sid] = hw
         if self.make_camera_motion is not None:
             cmc = self._camera_motion.get(sid)
             if cmc is None:

@@ -22,7 +22,7 @@ import numpy as np
 from stream.types import Detections
 
 from .association import iou_and_centre_penalty, match
-from .kalman import HeightScaledKalman, warp_states, xyah_to_xyxy, xyxy_to_xyah
+from .kalman import HeightScaledKalman, scale_states, warp_states, xyah_factors, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays, blend_features, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
@@ -99,6 +99,12 @@ class ByteTracker:
         self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = _Tracks.empty()
         self._next_id = 1
+
+    def rescale(self, sx: float, sy: float) -> None:
+        """The source's picture was resized (a camera back at another resolution):
+        move every track with it, so ids carry on instead of all tracks being lost."""
+        t = self._tracks
+        t.mean, t.cov = scale_states(t.mean, t.cov, xyah_factors(sx, sy))
 
     def update(self, dets: Detections, warp: np.ndarray | None = None) -> Detections:
         """`warp` (2x3, previous frame -> this frame, from tracking.cmc) moves

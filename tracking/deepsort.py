@@ -27,7 +27,7 @@ import numpy as np
 from stream.types import Detections
 
 from .association import iou_similarity, match
-from .kalman import CHI2_95, HeightScaledKalman, xyah_to_xyxy, xyxy_to_xyah
+from .kalman import CHI2_95, HeightScaledKalman, scale_states, xyah_factors, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays, blend_features, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
@@ -114,6 +114,12 @@ class DeepSort:
         z = np.zeros(0, np.int64)
         return _Tracks(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), z.copy(),
                        np.zeros((0, self.budget, dim), np.float32), z.copy())
+
+    def rescale(self, sx: float, sy: float) -> None:
+        """The source's picture was resized (a camera back at another resolution):
+        move every track with it, so ids carry on instead of all tracks being lost."""
+        t = self._tracks
+        t.mean, t.cov = scale_states(t.mean, t.cov, xyah_factors(sx, sy))
 
     def update(self, dets: Detections) -> Detections:
         self.frame_count += 1

@@ -144,6 +144,18 @@ def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np
     return mean, T @ cov @ T.T
 
 
+def scale_states(mean: np.ndarray, cov: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """States after a change of units: state k times `factors[k]` (a resized
+    picture: positions, sizes and their velocities scale, see `xyah_factors`)."""
+    return mean * factors, cov * factors[:, None] * factors[None, :]
+
+
+def xyah_factors(sx: float, sy: float) -> np.ndarray:
+    """`scale_states` factors of (x, y, a, h) states and their velocities for a
+    picture resized by sx horizontally and sy vertically."""
+    return np.array([sx, sy, sx / sy, sy] * 2)
+
+
 def _diag(values: np.ndarray) -> np.ndarray:
     out = np.zeros(values.shape + values.shape[-1:])
     idx = np.arange(values.shape[-1])

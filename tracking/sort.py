@@ -16,7 +16,7 @@ import numpy as np
 from stream.types import Detections
 
 from .association import iou_similarity, match
-from .kalman import KalmanFilter
+from .kalman import KalmanFilter, scale_states
 from .state import TrackArrays
 
 
@@ -98,6 +98,13 @@ class Sort:
         self._kf = _sort_filter()
         self._tracks = _Tracks.empty()
         self._next_id = 1
+
+    def rescale(self, sx: float, sy: float) -> None:
+        """The source's picture was resized (a camera back at another resolution):
+        move every track with it, so ids carry on instead of all tracks being lost."""
+        t = self._tracks
+        # State [u, v, s, r, du, dv, ds]: s is an area, r = width / height.
+        t.mean, t.cov = scale_states(t.mean, t.cov, np.array([sx, sy, sx * sy, sx / sy, sx, sy, sx * sy]))
 
     def update(self, dets: Detections) -> Detections:
         self.frame_count += 1

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
 from conftest import REPO, free_port
+from stream.sources import open_source
 from stream.wire import rle_to_mask
 
 SEGSTREAM = [sys.executable, "-m", "pipelines.cli"]
@@ -309,3 +311,27 @@ def test_a_second_run_binds_the_same_endpoint_right_away(video, seg_model):
             while eos is None and (m := sub.recv(timeout=2)) is not None:
                 eos = m if m["type"] == "eos" else None
             assert eos is not None
+
+
+@pytest.mark.parametrize("tracker", ["deepsort", "byte", "sort"])
+def test_people_keep_their_ids_when_the_camera_changes_resolution(video, seg_model, tmp_path, tracker):
+    """A camera back at 1.5x the resolution (here: an image folder whose
+    frames grow half way): the tracks follow the picture, and every frame
+    has the ids it has when the resolution stays."""
+    ids = {}
+    for grow in (False, True):
+        folder = tmp_path / f"frames{grow}"
+        folder.mkdir()
+        with open_source(str(video)) as source:
+            for i, frame in zip(range(16), source):
+                image = cv2.resize(frame.image, None, fx=1.5, fy=1.5) if grow and i >= 8 else frame.image
+                cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+        out = tmp_path / f"out{grow}.jsonl"
+        run = segstream("run", "--source", folder, "--model", seg_model, "--classes", "person", "--tracker", tracker,
+                        "--export", out)
+        assert run.returncode == 0, run.stderr
+        messages = [json.loads(line) for line in out.read_text().splitlines()]
+        assert messages[8]["width"] == (1152 if grow else 768)
+        ids[grow] = [sorted(o["track_id"] for o in m["objects"]) for m in messages]
+    assert len(ids[False][7]) >= 3
+    assert ids[True] == ids[False]
