@@ -241,9 +241,10 @@ class DeviceSemanticPath(DevicePath):
         import torch
 
         logits = outputs[self.adapter.output_name][0]
-        wide = label_dtype(int(logits.shape[0])) != np.uint8
-        labels = labels_on_device(logits, lb).to(torch.int32 if wide else torch.uint8).cpu().numpy()
-        return LabelMap(labels.astype(np.uint16) if wide else labels, self.adapter.class_names)
+        dtype = label_dtype(int(logits.shape[0]))
+        # A uint16 map comes down as int32 (torch's uint16 lacks kernels); a uint8 one as it is.
+        labels = labels_on_device(logits, lb).to(torch.uint8 if dtype is np.uint8 else torch.int32).cpu().numpy()
+        return LabelMap(labels.astype(dtype, copy=False), self.adapter.class_names)
 
 
 class DeviceYoloPath(DevicePath):

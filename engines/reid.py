@@ -64,14 +64,12 @@ class ReidEmbedder:
         crops of a frame go in one call (up to `MAX_CROPS`: a TensorRT engine
         is compiled for batches of 1 to that; `precision` is its fp32/fp16)."""
         try:
-            batched = batchable_model(path)
+            file, build, max_batch = batchable_model(path), crop_batches(precision), MAX_CROPS
         except ModelError as err:
             log.info("%s; re-id crops go one call per batch instead", err)
-            batched = None
+            file, build, max_batch = path, BuildOptions(precision), None
         try:
-            if batched is None:
-                return cls(load_backend(path, "auto", device, threads, BuildOptions(precision)))
-            return cls(load_backend(batched, "auto", device, threads, crop_batches(precision)), MAX_CROPS)
+            return cls(load_backend(file, "auto", device, threads, build), max_batch)
         except ModelError as err:  # name the file the user gave, not the batch-dynamic copy
             raise ModelError(str(err) if path in str(err) else f"{path}: {err}") from None
 

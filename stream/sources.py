@@ -361,18 +361,18 @@ def open_source(
     `LiveSource`) unless `reconnect` is False.
     """
     source_id = source_id or default_source_id(spec)
-    if spec.isdigit():
+    kind = source_kind(spec)
+    if kind == "webcam":
         opener = partial(cv2.VideoCapture, int(spec))
         problem = f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`"
         return _open_live(opener, source_id, f"webcam {spec}", timeout, reconnect, wait_for_live, problem)
-    scheme = urlparse(spec).scheme.lower()
-    if "://" in spec:
-        if scheme not in STREAM_SCHEMES:
+    if kind == "stream":
+        if urlparse(spec).scheme.lower() not in STREAM_SCHEMES:
             raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
         opener = partial(_open_stream, spec, rtsp_transport, timeout)
         problem = f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials"
         return _open_live(opener, source_id, f"stream {spec}", timeout, reconnect, wait_for_live, problem)
-    if any(ch in spec for ch in GLOB_CHARS):
+    if kind == "glob":
         files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)
     path = Path(spec)
@@ -386,19 +386,30 @@ def open_source(
     return VideoFileSource(spec, source_id, realtime)
 
 
+def source_kind(spec: str) -> str:
+    """What a `--source` spec names: "webcam" (an index), "stream" (a URL),
+    "glob" (a pattern of image files) or "path" (a video, image or folder)."""
+    if spec.isdigit():
+        return "webcam"
+    if "://" in spec:
+        return "stream"
+    if any(ch in spec for ch in GLOB_CHARS):
+        return "glob"
+    return "path"
+
+
 def local_path(spec: str) -> Path | None:
     """The file or folder a source spec names, as `open_source` reads it; None
     for a webcam index, a stream URL or a glob, which only opening can check."""
-    if spec.isdigit() or "://" in spec or any(ch in spec for ch in GLOB_CHARS):
-        return None
-    return Path(spec)
+    return Path(spec) if source_kind(spec) == "path" else None
 
 
 def default_source_id(spec: str) -> str:
     """A short, topic-safe id: the file stem, 'cam0', or the URL's host and path."""
-    if spec.isdigit():
+    kind = source_kind(spec)
+    if kind == "webcam":
         return f"cam{spec}"
-    if "://" in spec:
+    if kind == "stream":
         parsed = urlparse(spec)
         raw = (parsed.hostname or "") + parsed.path
     else:
