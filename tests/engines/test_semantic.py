@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import cv2
 import torch.nn.functional as F
 
 from engines.model import Model, ModelSet
-from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig
+from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig, contending_classes, resize_argmax
 from semantic_models import STREET_LABELS, export_tiny_fcn
 from stream.errors import ConfigError
 from stream.types import Frame, LabelMap
@@ -75,3 +76,52 @@ def test_a_semantic_model_beside_an_instance_model(fcn, seg_model, video):
     semantic = models.semantic(outputs, prepared)
     assert len(dets) > 0 and dets.masks is not None and models.class_names[0] == "person"
     assert semantic.labels.shape == (frame.height, frame.width)
+
+
+def every_class_resized(logits: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """The straightforward answer: resize all class planes, then argmax."""
+    planes = [cv2.resize(plane, out_hw[::-1], interpolation=cv2.INTER_LINEAR) for plane in logits.astype(np.float32)]
+    return np.argmax(np.stack(planes), axis=0)
+
+
+def scene_logits(classes: int, present: list[int], hw: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A trained model's kind of logits: a few classes in smooth regions, the rest well below them."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:hw[0], 0:hw[1]]
+    logits = rng.normal(-6, 0.5, (classes, *hw)).astype(np.float32)
+    for k in present:
+        cy, cx, r = rng.uniform(0, hw[0]), rng.uniform(0, hw[1]), rng.uniform(hw[0] / 6, hw[0] / 2)
+        logits[k] = 8 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)) + rng.normal(0, 0.05, hw)
+    return logits
+
+
+@pytest.mark.parametrize("name, logits, out_hw", [
+    ("4 of 21 classes in a scene, enlarged", scene_logits(21, [0, 2, 7, 15], (30, 40)), (225, 400)),
+    ("12 of 150 classes, enlarged", scene_logits(150, list(range(0, 120, 10)), (24, 32), seed=1), (180, 320)),
+    ("300 classes, a 16-bit map", scene_logits(300, [0, 5, 260, 299], (20, 20), seed=2), (64, 64)),
+    ("noise, every class somewhere", np.random.default_rng(3).normal(0, 1, (21, 16, 24)).astype(np.float32), (90, 160)),
+    ("shrunk", scene_logits(21, [0, 15], (60, 80), seed=4), (45, 50)),
+    ("one class", np.zeros((1, 8, 8), np.float32), (20, 30)),
+])
+def test_resizing_only_the_contending_classes_gives_every_pixel_the_same_class(name, logits, out_hw):
+    """Skipping the classes that cannot win anywhere changes no pixel's class."""
+    got = resize_argmax(logits, out_hw)
+    assert got.shape == out_hw and got.dtype == (np.uint16 if len(logits) > 256 else np.uint8)
+    assert np.array_equal(got, every_class_resized(logits, out_hw)), name
+
+
+def test_absent_classes_do_not_contend_but_a_class_that_wins_only_between_pixels_does():
+    """Two pixels, class 0 strong on the left, 1 on the right, 2 second everywhere: halfway, 2 wins."""
+    logits = np.array([[[10.0, 0.0]], [[0.0, 10.0]], [[9.0, 9.0]], [[-5.0, -5.0]]], np.float32)
+    assert contending_classes(logits).tolist() == [0, 1, 2]
+    labels = resize_argmax(logits, (1, 8))
+    assert 2 in labels and np.array_equal(labels, every_class_resized(logits, (1, 8)))
+
+
+def test_a_class_below_every_winner_at_its_own_pixels_can_still_contend():
+    """Class 2 is below the winner at both pixels, yet wins three quarters of the way
+    from the left one to the right one (where class 0 has fallen and class 1 not yet risen)."""
+    logits = np.array([[[10.0, 8.0]], [[-20.0, 10.0]], [[7.0, 9.9]]], np.float32)
+    assert contending_classes(logits).tolist() == [0, 1, 2]
+    labels = resize_argmax(logits, (1, 16))
+    assert 2 in labels and np.array_equal(labels, every_class_resized(logits, (1, 16)))
