@@ -68,3 +68,22 @@ def test_without_instances_the_map_is_all_stuff():
     pan = fuse_panoptic(scene(), Detections.empty(), THING_NAMES, min_stuff_area=4)
     assert [s.category for s in pan.segments] == ["road", "sky"]
     assert not pan.segment_ids[10:18, 2:6].any()
+
+
+def test_a_16_bit_label_map_fuses_like_an_8_bit_one():
+    """A semantic model with more than 256 classes (uint16 labels) gets the same segments."""
+    small = scene()
+    names = SEMANTIC_NAMES + [f"extra{i}" for i in range(300)]
+    wide = LabelMap(small.labels.astype(np.uint16), names)
+    dets = Detections([[8, 5, 12, 15]], [0.9], [0], masks=box_mask(20, 20, 5, 15, 8, 12)[None], track_ids=[7])
+    a = fuse_panoptic(small, dets, THING_NAMES, min_stuff_area=4)
+    b = fuse_panoptic(wide, dets, THING_NAMES, min_stuff_area=4)
+    assert np.array_equal(a.segment_ids, b.segment_ids) and a.segments == b.segments
+    assert [s.category for s in b.segments] == ["person", "road", "sky"]
+
+
+def test_segment_areas_are_exact_on_maps_beyond_float32_counting():
+    """A frame of 16.8 million pixels (past 2**24, where a float32 counter stops at 16777216)."""
+    labels = np.ones((4100, 4100), np.uint8)  # all road
+    pan = fuse_panoptic(LabelMap(labels, SEMANTIC_NAMES), Detections.empty(), THING_NAMES)
+    assert [(s.category, s.area) for s in pan.segments] == [("road", 4100 * 4100)]
