@@ -7,6 +7,9 @@ A semantic model's logits are resized to the frame and arg-maxed there
 - "torch": F.interpolate + argmax on the CPU (what the GPU data path runs on a GPU),
 - "contending": segstream's `resize_argmax`, which resizes only the classes
   that can win somewhere (exact: the label maps must be identical).
+Then the 1080p label map's PNG encoding for the wire (a panoptic map is the
+16-bit case): zlib level 1 with libpng's adaptive row filters (segstream
+before) against `stream.wire.png_params`.
 
 No trained semantic model can be downloaded here, so the logits are made
 from a real scene: the people yolov8n-seg finds in a frame of the sample
@@ -39,6 +42,7 @@ sys.path.insert(0, str(REPO))
 from engines.model import Model  # noqa: E402
 from engines.semantic import contending_classes, resize_argmax  # noqa: E402
 from stream.sources import open_source  # noqa: E402
+from stream.wire import png_params  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 LOGIT_SIDE = 520
@@ -114,6 +118,7 @@ def main() -> None:
     head = (f"{'logits':34s} {'contend':>8s} {'output':>10s} {'every class':>12s} {'running max':>12s} "
             f"{'torch':>8s} {'contending':>11s} {'vs every':>9s} {'vs running':>11s} {'vs torch':>9s}  same")
     print(head)
+    maps = []  # each scene's 1080p label map
     for name, logits in scenes:
         contend = f"{len(contending_classes(logits))}/{len(logits)}"
         for hw in ((frame.height, frame.width), (1080, 1920)):
@@ -124,6 +129,17 @@ def main() -> None:
             print(f"{name:34s} {contend:>8s} {f'{hw[1]}x{hw[0]}':>10s} {t_every:10.1f}ms {t_run:10.1f}ms "
                   f"{t_torch:6.1f}ms {t_ours:9.1f}ms {t_every / t_ours:8.1f}x {t_run / t_ours:10.1f}x "
                   f"{t_torch / t_ours:8.1f}x  {'yes' if np.array_equal(ours, ref) else 'NO'}")
+        maps.append((name, ours))
+
+    print(f"\n{'1080p label map, PNG':34s} {'bits':>5s} {'before':>9s} {'KB':>7s} {'segstream':>10s} {'KB':>7s} {'speed-up':>9s}")
+    for name, labels in maps:
+        for bits in (8, 16):
+            image = labels.astype(np.uint8 if bits == 8 else np.uint16)
+            t_old, old = best_ms(lambda: cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1], args.repeat)
+            t_new, new = best_ms(lambda: cv2.imencode(".png", image, png_params(image.dtype))[1], args.repeat)
+            assert np.array_equal(cv2.imdecode(new, cv2.IMREAD_UNCHANGED), image)
+            print(f"{name:34s} {bits:5d} {t_old:7.1f}ms {old.size / 1024:7.1f} {t_new:8.1f}ms {new.size / 1024:7.1f} "
+                  f"{t_old / t_new:8.1f}x")
 
 
 if __name__ == "__main__":
