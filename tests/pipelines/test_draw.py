@@ -1,9 +1,11 @@
 """`--save` tints each instance mask in its track's colour exactly where the
-mask is, wherever in the frame its crop sits, and leaves other pixels alone."""
+mask is, wherever in the frame its crop sits, and leaves other pixels alone;
+a semantic or panoptic map is tinted under them, label by label."""
 
 import numpy as np
+import pytest
 
-from pipelines.draw import annotate, color_for
+from pipelines.draw import annotate, color_for, label_colors
 from stream.types import Detections
 
 
@@ -20,3 +22,18 @@ def test_masks_are_tinted_where_they_are_and_nowhere_else():
         want = (np.array(color_for(track)) * 0.5 + 100 * 0.5).round()
         np.testing.assert_allclose(out[y, x], want, atol=1)
     assert (out[25:, :55] == 100).all()  # away from both objects, their outlines and labels
+
+
+@pytest.mark.parametrize("dtype, ids", [(np.uint8, (3, 17)), (np.uint16, (3, 17)), (np.uint16, (3, 4000))])
+def test_label_maps_are_tinted_by_label_and_unlabelled_pixels_are_left_alone(dtype, ids):
+    """Semantic maps (8-bit) and panoptic maps (16-bit, even with thousands of segment ids)."""
+    image = np.full((40, 60, 3), 100, np.uint8)
+    labels = np.zeros((40, 60), dtype)
+    labels[:20, :30] = ids[0]
+    labels[25:, 40:] = ids[1]
+    out = annotate(image, Detections.empty(), ["person"], labels=labels)
+    colors = label_colors(max(ids) + 1)
+    for label in ids:
+        want = np.round(colors[label] * 0.4 + 100 * 0.6)
+        assert np.abs(out[labels == label] - want).max() <= 1
+    assert (out[labels == 0] == 100).all()
