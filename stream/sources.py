@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import cv2
 import numpy as np
@@ -367,7 +367,7 @@ def open_source(
         problem = f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`"
         return _open_live(opener, source_id, f"webcam {spec}", timeout, reconnect, wait_for_live, problem)
     if kind == "stream":
-        if urlparse(spec).scheme.lower() not in STREAM_SCHEMES:
+        if stream_url(spec).scheme.lower() not in STREAM_SCHEMES:
             raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
         opener = partial(_open_stream, spec, rtsp_transport, timeout)
         problem = f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials"
@@ -398,6 +398,15 @@ def source_kind(spec: str) -> str:
     return "path"
 
 
+def stream_url(spec: str) -> ParseResult:
+    """A stream source's URL, parsed; a malformed one (an unclosed IPv6
+    bracket, say) is a `SourceError` naming it rather than a traceback."""
+    try:
+        return urlparse(spec)
+    except ValueError as err:
+        raise SourceError(f"malformed source URL {spec}: {err}; expected e.g. rtsp://user:pass@host:554/path") from None
+
+
 def local_path(spec: str) -> Path | None:
     """The file or folder a source spec names, as `open_source` reads it; None
     for a webcam index, a stream URL or a glob, which only opening can check."""
@@ -410,7 +419,7 @@ def default_source_id(spec: str) -> str:
     if kind == "webcam":
         return f"cam{spec}"
     if kind == "stream":
-        parsed = urlparse(spec)
+        parsed = stream_url(spec)
         raw = (parsed.hostname or "") + parsed.path
     else:
         raw = Path(spec.rstrip("/*")).stem or "source"

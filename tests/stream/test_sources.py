@@ -58,6 +58,7 @@ def test_image_folder_and_glob(tmp_path):
         (lambda tmp: str(tmp), "no images found"),
         (lambda tmp: (tmp / "x.mp4").write_text("hello") and str(tmp / "x.mp4"), "cannot decode video file"),
         (lambda tmp: "ftp://example.invalid/x", "unsupported source URL"),
+        (lambda tmp: "rtsp://[fe80::1/stream", "malformed source URL rtsp://\\[fe80::1/stream: Invalid IPv6 URL"),
         (lambda tmp: f"rtsp://127.0.0.1:{free_port()}/stream", "cannot open stream"),
         (lambda tmp: "97", "cannot open webcam 97"),
     ],
