@@ -5,8 +5,9 @@ Validated once, up front; every error names the offending key.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -197,17 +198,31 @@ class TrackerConfig(BaseModel):
 
 
 def _describe(err: ValidationError, origin: str, schema: type[BaseModel] = RunConfig) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    # An unknown key first: a misspelt required key also shows up as that key missing.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     message = first["msg"].removeprefix("Value error, ")
     if not first["loc"]:  # a rule across keys
         return f"{origin}: {message}"
     key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
-        known = ", ".join(schema.model_fields)
-        return f"{origin}: unknown key '{key}' (known keys: {known})"
+        known = list(_section(schema, first["loc"][:-1]).model_fields)
+        close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{origin}: unknown key '{key}' ({hint}known keys: {', '.join(known)})"
     if first["type"] == "missing":
         return f"{origin}: '{key}' is required"
     return f"{origin}: '{key}': {message} (got {first.get('input')!r})"
+
+
+def _section(schema: type[BaseModel], path: Sequence[Any]) -> type[BaseModel]:
+    """The model of the section at `path` ("sort" -> SortConfig), for its key names."""
+    for part in path:
+        field = schema.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            break
+        schema = field.annotation
+    return schema
 
 
 def load_config(

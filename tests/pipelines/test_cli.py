@@ -143,6 +143,7 @@ def _bad_config(tmp):
         (lambda tmp, v, m: ["--source", v, "--model", tmp / "gone.onnx"], "model file not found"),
         (lambda tmp, v, m: ["--config", _bad_config(tmp), "--source", v, "--model", m], "unknown key 'conff'"),
         (lambda tmp, v, m: ["--source", f"rtsp://127.0.0.1:{free_port()}/cam", "--model", m], "cannot open stream"),
+        (lambda tmp, v, m: ["--source", "rtsp://[fe80::1/cam", "--model", m], "malformed source URL rtsp://[fe80::1/cam"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--publish", "localhost:1"], "bad ZeroMQ endpoint"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--tracker", "sort", "--cmc"], "needs tracker: byte"),
     ],

@@ -27,10 +27,13 @@ def test_auto_tracker_follows_the_appearance_features(extra, tracker):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("source: a\nmodel: m\nconff: 0.3\n", "unknown key 'conff'"),
+        ("source: a\nmodel: m\nconff: 0.3\n", "unknown key 'conff' \\(did you mean 'conf'\\? known keys: source, "),
+        ("sourc: a\nmodel: m\n", "unknown key 'sourc' \\(did you mean 'source'"),  # not "'source' is required"
         ("source: a\nmodel: m\nconf: high\n", "'conf': Input should be a valid number"),
         ("source: a\nmodel: m\nconf: 3\n", "'conf': Input should be less than or equal to 1"),
-        ("source: a\nmodel: m\nsort: {maxage: 3}\n", "unknown key 'sort.maxage'"),
+        ("source: a\nmodel: m\nsort: {maxage: 3}\n",  # the section's own keys, not the top level's
+         "unknown key 'sort.maxage' \\(did you mean 'max_age'\\? known keys: max_age, min_hits, iou_threshold\\)$"),
+        ("source: a\nmodel: m\nsemantic: {zzz: 1}\n", "unknown key 'semantic.zzz' \\(known keys: mean, std, "),
         ("source: a\nmodel: m\nexport: out.csv\n", "'export': must end in .txt"),
         ("source: a\nmodel: m\ntracker: sort\ncmc: true\n", "config .*: cmc: camera motion compensation needs tracker: byte$"),
         ("model: m\n", "'source' is required"),
