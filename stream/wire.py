@@ -98,7 +98,7 @@ def png_params(dtype: np.dtype) -> list[int]:
     zlib suits 8-bit ids, which repeat byte by byte, but not 16-bit ones
     (alternating high and low bytes), which keep zlib's fastest level."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # recent OpenCV; older ones keep the (slower) adaptive filters
         params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
     if np.dtype(dtype) == np.uint8:
         params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
