@@ -241,6 +241,8 @@ class DeviceSemanticPath(DevicePath):
         import torch
 
         logits = outputs[self.adapter.output_name][0]
+        if self.adapter.threshold is not None:  # one channel: background at the threshold, as `with_background`
+            logits = torch.cat([torch.full_like(logits, self.adapter.threshold), logits])
         dtype = label_dtype(int(logits.shape[0]))
         # A uint16 map comes down as int32 (torch's uint16 lacks kernels); a uint8 one as it is.
         labels = labels_on_device(logits, lb).to(torch.uint8 if dtype is np.uint8 else torch.int32).cpu().numpy()

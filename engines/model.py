@@ -22,7 +22,7 @@ from .device_path import device_path_for
 from .engine_cache import BuildOptions
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
-from .onnx_info import onnx_inputs_and_metadata, onnx_outputs
+from .onnx_info import onnx_inputs_and_metadata, onnx_outputs, producer_op
 from .rcnn import RcnnAdapter, is_rcnn
 from .semantic import SemanticAdapter, SemanticConfig, semantic_output
 from .yolo import PostprocessConfig, make_adapter
@@ -37,7 +37,8 @@ def model_adapter(
     """The adapter that understands a model with these inputs, outputs and metadata."""
     logits = semantic_output(outputs)
     if logits is not None and len(inputs) == 1:
-        return SemanticAdapter(inputs[0], logits, metadata, semantic or SemanticConfig(), path)
+        probabilities = logits.shape[1] == 1 and producer_op(path, logits.name) in ("Sigmoid", "HardSigmoid")
+        return SemanticAdapter(inputs[0], logits, metadata, semantic or SemanticConfig(), path, probabilities)
     if is_rcnn(inputs, outputs):
         return RcnnAdapter(inputs[0], outputs, metadata, config, path)
     return make_adapter(inputs, outputs, metadata, config, path)

@@ -53,3 +53,13 @@ def onnx_inputs_and_metadata(path: str) -> tuple[list[TensorSpec], dict[str, str
 
 def onnx_outputs(path: str) -> list[TensorSpec]:
     return graph_io(load_onnx(path))[1]
+
+
+def producer_op(path: str, output: str) -> str | None:
+    """The op type of the node that computes `output` ("Sigmoid", ...), or None
+    when the onnx package is missing or the file does not say."""
+    try:
+        model = load_onnx(path)
+    except ModelError:
+        return None
+    return next((node.op_type for node in model.graph.node if output in node.output), None)

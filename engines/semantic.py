@@ -45,34 +45,56 @@ class SemanticConfig:
     std: tuple[float, float, float] | None = None
     input_hw: tuple[int, int] | None = None
     labels: str | None = None  # a text file, one class name per line
+    threshold: float | None = None  # one-channel models: foreground above it (default: 0.5 after a sigmoid, else 0)
 
 
-def read_labels(path: str, num_classes: int) -> list[str]:
+def read_labels(path: str, num_classes: int, binary: bool = False) -> list[str]:
+    """Class names, one per line; for a `binary` model's two classes, its
+    foreground's name alone will do (background is then class 0)."""
     try:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as err:
         raise ConfigError(f"labels: cannot read {path} ({err.strerror})") from None
+    if binary and len(names) == 1:
+        return ["background", *names]
     if len(names) != num_classes:
-        raise ConfigError(f"labels: {path} has {len(names)} names but the model has {num_classes} classes")
+        also = " (or 1: its foreground)" if binary else ""
+        raise ConfigError(f"labels: {path} has {len(names)} names but the model has {num_classes} classes{also}")
     return names
 
 
 class SemanticAdapter:
-    """Logits [1, C, h, w] -> `LabelMap` at frame resolution."""
+    """Logits [1, C, h, w] -> `LabelMap` at frame resolution.
+
+    A one-channel output (a binary U-Net: person or not) is two classes,
+    background and foreground where the output exceeds `threshold`. It is
+    read as background logits that are the threshold everywhere beside the
+    model's plane (`with_background`): a constant plane resizes to itself, so
+    the same resize-and-argmax gives the thresholded map on CPU and GPU.
+    `probabilities`: the model ends in a sigmoid (default threshold 0.5, else 0).
+    """
 
     task = "semantic"
 
     def __init__(
         self, input_spec: TensorSpec, output: TensorSpec, metadata: dict[str, str], config: SemanticConfig,
-        source: str = "model",
+        source: str = "model", probabilities: bool = False,
     ) -> None:
         self.input_name = input_spec.name
         self.output_name = output.name
-        num_classes = output.shape[1]
-        if not isinstance(num_classes, int):
+        channels = output.shape[1]
+        if not isinstance(channels, int):
             raise ModelError(f"{source}: the class axis of {output.name} must be static, got {list(output.shape)}")
-        if num_classes > MAX_CLASSES:
-            raise ModelError(f"{source}: {num_classes} classes; the semantic adapter handles up to {MAX_CLASSES}")
+        if channels > MAX_CLASSES:
+            raise ModelError(f"{source}: {channels} classes; the semantic adapter handles up to {MAX_CLASSES}")
+        self.threshold: float | None = None
+        if channels == 1:
+            default = 0.5 if probabilities else 0.0
+            self.threshold = default if config.threshold is None else config.threshold
+            log.info("%s: one output channel: foreground where it exceeds %g (%s)", source, self.threshold,
+                     "semantic.threshold" if config.threshold is not None
+                     else "the model ends in a sigmoid" if probabilities else "logits; set semantic.threshold if not")
+        num_classes = 2 if channels == 1 else channels
         self.num_classes = num_classes
         h, w = input_spec.shape[2], input_spec.shape[3]
         size = config.input_hw or ((h, w) if isinstance(h, int) and isinstance(w, int) else None)
@@ -85,11 +107,14 @@ class SemanticAdapter:
         self.norm_scale = (1.0 / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
         self.norm_shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
         if config.labels:
-            self.class_names = read_labels(config.labels, num_classes)
+            self.class_names = read_labels(config.labels, num_classes, binary=channels == 1)
         elif "names" in metadata:
             from .yolo import read_class_names
 
-            self.class_names = read_class_names(metadata, num_classes)
+            names = read_class_names(metadata, channels)
+            self.class_names = ["background", *names] if channels == 1 else names
+        elif channels == 1:
+            self.class_names = ["background", "foreground"]
         elif num_classes == len(VOC_CLASSES):
             self.class_names = list(VOC_CLASSES)
         else:
@@ -109,8 +134,17 @@ class SemanticAdapter:
     def postprocess(self, outputs: dict[str, np.ndarray], lb: Letterbox) -> LabelMap:
         logits = outputs[self.output_name][0]  # (C, h, w)
         y0, y1, x0, x1 = logit_region(logits.shape[1:], lb)
-        labels = resize_argmax(logits[:, y0:y1, x0:x1], lb.frame_hw)
-        return LabelMap(labels, self.class_names)
+        crop = logits[:, y0:y1, x0:x1]
+        if self.threshold is not None:
+            crop = with_background(crop, self.threshold)
+        return LabelMap(resize_argmax(crop, lb.frame_hw), self.class_names)
+
+
+def with_background(plane: np.ndarray, threshold: float) -> np.ndarray:
+    """A one-channel output (1, h, w) as two classes' logits (2, h, w): a
+    background that is `threshold` everywhere, then the output. The argmax
+    is 1 exactly where the output exceeds the threshold (a tie stays 0)."""
+    return np.concatenate([np.full_like(plane, threshold), plane])
 
 
 def resize_argmax(logits: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:

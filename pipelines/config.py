@@ -54,6 +54,7 @@ class SemanticSettings(BaseModel):
     std: list[float] | None = Field(None, min_length=3, max_length=3)
     input_size: list[int] | None = Field(None, min_length=2, max_length=2)
     labels: str | None = None  # text file, one class name per line
+    threshold: float | None = None  # one-channel (binary) models: foreground above it; default 0.5 after a sigmoid, else 0
     min_stuff_area: int = Field(4096, ge=0)  # panoptic: smaller stuff regions are dropped
 
 

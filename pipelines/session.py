@@ -85,7 +85,7 @@ def semantic_config(config: RunConfig | BuildFileConfig) -> SemanticConfig:
     s = config.semantic
     return SemanticConfig(
         tuple(s.mean) if s.mean else None, tuple(s.std) if s.std else None,  # type: ignore[arg-type]
-        tuple(s.input_size) if s.input_size else None, s.labels,  # type: ignore[arg-type]
+        tuple(s.input_size) if s.input_size else None, s.labels, s.threshold,  # type: ignore[arg-type]
     )
 
 

@@ -29,10 +29,13 @@ class TinyFCN(nn.Module):
 
 
 def export_tiny_fcn(path: Path, classes: int = len(STREET_LABELS), hw: tuple[int, int] = (96, 128), seed: int = 0,
-                    dynamic: bool = False) -> nn.Module:
-    """Export with random weights; `dynamic`: batch, height and width are dynamic axes, as in many third-party exports."""
+                    dynamic: bool = False, sigmoid: bool = False) -> nn.Module:
+    """Export with random weights; `dynamic`: batch, height and width are dynamic axes, as in many third-party exports;
+    `sigmoid`: the output is probabilities (binary models with one class often end so)."""
     torch.manual_seed(seed)
     model = TinyFCN(classes).eval()
+    if sigmoid:
+        model = nn.Sequential(model, nn.Sigmoid()).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(model, torch.rand(1, 3, *hw), str(path), input_names=["input"], output_names=["out"],

@@ -117,3 +117,18 @@ def test_semantic_labels_on_device_go_through_classes_in_chunks_with_the_same_re
     want = wide.adapter.postprocess(outputs, lb)
     assert got.labels.dtype == want.labels.dtype == np.uint16
     assert (got.labels == want.labels).mean() >= 0.999
+
+
+def test_a_one_channel_model_thresholds_the_same_on_the_device(tmp_path, video):
+    """A binary model's map (foreground above the threshold) is the CPU path's on the device too."""
+    path = tmp_path / "binary.onnx"
+    export_tiny_fcn(path, classes=1, sigmoid=True, seed=3)
+    model = Model.load(str(path), backend="onnxruntime", device="cpu")
+    device = DeviceSemanticPath(model.adapter, model.backend)
+    for frame in frames(video, 2):
+        feed, lb = model.adapter.preprocess(frame)
+        outputs = model.backend.infer(feed)
+        want = model.adapter.postprocess(outputs, lb)
+        got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+        assert got.class_names == want.class_names == ["background", "foreground"]
+        assert 0 < want.labels.mean() < 1 and (got.labels == want.labels).mean() >= 0.999

@@ -125,3 +125,45 @@ def test_a_class_below_every_winner_at_its_own_pixels_can_still_contend():
     assert contending_classes(logits).tolist() == [0, 1, 2]
     labels = resize_argmax(logits, (1, 16))
     assert 2 in labels and np.array_equal(labels, every_class_resized(logits, (1, 16)))
+
+
+
+@pytest.mark.parametrize("sigmoid, threshold, want_threshold", [
+    (False, None, 0.0),  # logits: foreground where positive
+    (True, None, 0.5),   # the model ends in a sigmoid: read from the graph
+    (True, 0.501, 0.501),  # semantic.threshold wins (random weights: outputs within 0.5 +- 0.005)
+])
+def test_a_one_channel_model_is_background_and_foreground_by_threshold(tmp_path, sigmoid, threshold, want_threshold):
+    """A binary U-Net-style model ([1, 1, h, w]) gives a two-class map: foreground
+    where its output, resized to the frame, exceeds the threshold."""
+    path = tmp_path / "binary.onnx"
+    module = export_tiny_fcn(path, classes=1, sigmoid=sigmoid, seed=3)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\n")
+    model = Model.load(str(path), semantic=SemanticConfig(labels=str(labels), threshold=threshold))
+    assert model.task == "semantic" and model.class_names == ["background", "person"]
+    assert model.adapter.threshold == want_threshold
+    image = np.random.default_rng(2).integers(0, 255, (200, 400, 3), dtype=np.uint8)
+    got = model(Frame(image, "cam", 0, 0.0, 0.0)).labels
+    from engines.letterbox import letterbox
+
+    feed, lb = model.adapter.preprocess(Frame(image, "cam", 0, 0.0, 0.0))
+    with torch.no_grad():
+        out = module(torch.from_numpy(feed[model.adapter.input_name]))[0, 0].numpy()
+    y0, y1, x0, x1 = (lb.top, lb.top + round(200 * lb.gain), lb.left, lb.left + round(400 * lb.gain))
+    want = cv2.resize(out[y0:y1, x0:x1], (400, 200), interpolation=cv2.INTER_LINEAR) > want_threshold
+    assert got.dtype == np.uint8 and set(np.unique(got)) <= {0, 1}
+    assert (got == want).mean() >= 0.999 and 0.05 < got.mean() < 0.95  # both classes present
+
+
+def test_a_one_channel_models_class_names(tmp_path):
+    """Background and foreground by default; a labels file names the foreground, or both classes."""
+    path = tmp_path / "binary.onnx"
+    export_tiny_fcn(path, classes=1)
+    assert Model.load(str(path)).class_names == ["background", "foreground"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("floor\nperson\n")
+    assert Model.load(str(path), semantic=SemanticConfig(labels=str(labels))).class_names == ["floor", "person"]
+    labels.write_text("a\nb\nc\n")
+    with pytest.raises(ConfigError, match=r"has 3 names but the model has 2 classes \(or 1: its foreground\)"):
+        Model.load(str(path), semantic=SemanticConfig(labels=str(labels)))
