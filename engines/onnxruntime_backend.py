@@ -13,7 +13,17 @@ from .backend import Backend, TensorSpec
 
 log = logging.getLogger(__name__)
 
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8", "tensor(int64)": "int64"}
+# ONNX Runtime's type strings whose numpy name differs; the rest ("tensor(int32)", ...) read as they are.
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(bool)": "bool"}
+
+
+def _numpy_dtype(ort_type: str) -> str:
+    """"tensor(float)" -> "float32", "tensor(int64)" -> "int64"; unknown types read as float32."""
+    name = _ORT_DTYPES.get(ort_type, ort_type.removeprefix("tensor(").removesuffix(")"))
+    try:
+        return np.dtype(name).name
+    except TypeError:
+        return "float32"
 
 
 def _providers(device: str) -> list:
@@ -71,7 +81,7 @@ class OnnxRuntimeBackend(Backend):
     @staticmethod
     def _spec(arg: object) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else None for d in arg.shape)  # type: ignore[attr-defined]
-        return TensorSpec(arg.name, shape, _ORT_DTYPES.get(arg.type, "float32"))  # type: ignore[attr-defined]
+        return TensorSpec(arg.name, shape, _numpy_dtype(arg.type))  # type: ignore[attr-defined]
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self._output_names, feed)

@@ -11,6 +11,7 @@ class borders follow the frame's pixels rather than the network's grid.
 
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,18 @@ class SemanticConfig:
     threshold: float | None = None  # one-channel models: foreground above it (default: 0.5 after a sigmoid, else 0)
 
 
-def read_labels(path: str, num_classes: int, binary: bool = False) -> list[str]:
-    """Class names, one per line; for a `binary` model's two classes, its
-    foreground's name alone will do (background is then class 0)."""
+def label_names(path: str) -> list[str]:
+    """The class names in a labels file, one per line."""
     try:
-        names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+        return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as err:
         raise ConfigError(f"labels: cannot read {path} ({err.strerror})") from None
+
+
+def read_labels(path: str, num_classes: int, binary: bool = False) -> list[str]:
+    """A model's `num_classes` names from a labels file; for a `binary` model's
+    two classes, its foreground's name alone will do (background is then class 0)."""
+    names = label_names(path)
     if binary and len(names) == 1:
         return ["background", *names]
     if len(names) != num_classes:
@@ -72,6 +78,9 @@ class SemanticAdapter:
     model's plane (`with_background`): a constant plane resizes to itself, so
     the same resize-and-argmax gives the thresholded map on CPU and GPU.
     `probabilities`: the model ends in a sigmoid (default threshold 0.5, else 0).
+
+    An integer output is class ids already (`is_class_ids`): it is resized
+    to the frame by nearest pixel, and has as many classes as names.
     """
 
     task = "semantic"
@@ -82,19 +91,22 @@ class SemanticAdapter:
     ) -> None:
         self.input_name = input_spec.name
         self.output_name = output.name
-        channels = output.shape[1]
-        if not isinstance(channels, int):
-            raise ModelError(f"{source}: the class axis of {output.name} must be static, got {list(output.shape)}")
-        if channels > MAX_CLASSES:
-            raise ModelError(f"{source}: {channels} classes; the semantic adapter handles up to {MAX_CLASSES}")
+        self.class_ids = is_class_ids(output)
         self.threshold: float | None = None
-        if channels == 1:
-            default = 0.5 if probabilities else 0.0
-            self.threshold = default if config.threshold is None else config.threshold
-            log.info("%s: one output channel: foreground where it exceeds %g (%s)", source, self.threshold,
-                     "semantic.threshold" if config.threshold is not None
-                     else "the model ends in a sigmoid" if probabilities else "logits; set semantic.threshold if not")
-        num_classes = 2 if channels == 1 else channels
+        if self.class_ids:
+            num_classes = _class_count(config, metadata)
+        else:
+            channels = output.shape[1]
+            if not isinstance(channels, int):
+                raise ModelError(f"{source}: the class axis of {output.name} must be static, got {list(output.shape)}")
+            if channels == 1:
+                self.threshold = (0.5 if probabilities else 0.0) if config.threshold is None else config.threshold
+                log.info("%s: one output channel: foreground where it exceeds %g (%s)", source, self.threshold,
+                         "semantic.threshold" if config.threshold is not None
+                         else "the model ends in a sigmoid" if probabilities else "logits; else set semantic.threshold")
+            num_classes = 2 if channels == 1 else channels
+        if num_classes > MAX_CLASSES:
+            raise ModelError(f"{source}: {num_classes} classes; the semantic adapter handles up to {MAX_CLASSES}")
         self.num_classes = num_classes
         h, w = input_spec.shape[2], input_spec.shape[3]
         size = config.input_hw or ((h, w) if isinstance(h, int) and isinstance(w, int) else None)
@@ -106,20 +118,22 @@ class SemanticAdapter:
         # (x / 255 - mean) / std as one multiply-add on `to_blob`'s x / 255 (the GPU data path does the same).
         self.norm_scale = (1.0 / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
         self.norm_shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 3, 1, 1)
+        binary = self.threshold is not None
         if config.labels:
-            self.class_names = read_labels(config.labels, num_classes, binary=channels == 1)
+            self.class_names = read_labels(config.labels, num_classes, binary)
         elif "names" in metadata:
             from .yolo import read_class_names
 
-            names = read_class_names(metadata, channels)
-            self.class_names = ["background", *names] if channels == 1 else names
-        elif channels == 1:
+            names = read_class_names(metadata, 1 if binary else num_classes)
+            self.class_names = ["background", *names] if binary else names
+        elif binary:
             self.class_names = ["background", "foreground"]
         elif num_classes == len(VOC_CLASSES):
             self.class_names = list(VOC_CLASSES)
         else:
             self.class_names = [f"class{i}" for i in range(num_classes)]
-        log.info("%s: semantic adapter, %d classes, input %dx%d", source, num_classes, self.input_hw[1], self.input_hw[0])
+        log.info("%s: semantic adapter, %d classes%s, input %dx%d", source, num_classes,
+                 " (class ids out of the model)" if self.class_ids else "", self.input_hw[1], self.input_hw[0])
 
     def restrict_classes(self, class_ids: Sequence[int]) -> None:
         """Semantic maps keep every class (`--classes` filters objects, not pixels)."""
@@ -133,11 +147,34 @@ class SemanticAdapter:
 
     def postprocess(self, outputs: dict[str, np.ndarray], lb: Letterbox) -> LabelMap:
         logits = outputs[self.output_name][0]  # (C, h, w)
+        if self.class_ids:
+            return LabelMap(self.resize_ids(logits, lb), self.class_names)
         y0, y1, x0, x1 = logit_region(logits.shape[1:], lb)
         crop = logits[:, y0:y1, x0:x1]
         if self.threshold is not None:
             crop = with_background(crop, self.threshold)
         return LabelMap(resize_argmax(crop, lb.frame_hw), self.class_names)
+
+    def resize_ids(self, ids: np.ndarray, lb: Letterbox) -> np.ndarray:
+        """A model's class-id map (h, w) or (1, h, w), padding cut off, to the frame
+        by nearest pixel centre (ids cannot be interpolated); ids beyond the class
+        names are clipped to the last one."""
+        ids = ids.reshape(ids.shape[-2:])
+        y0, y1, x0, x1 = logit_region(ids.shape, lb)
+        crop = np.clip(ids[y0:y1, x0:x1], 0, self.num_classes - 1).astype(label_dtype(self.num_classes))
+        return cv2.resize(crop, lb.frame_hw[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def _class_count(config: SemanticConfig, metadata: dict[str, str]) -> int:
+    """How many classes a class-id output has: its names' count (labels file,
+    then `names` metadata), else all that a uint8 map holds."""
+    if config.labels:
+        return len(label_names(config.labels))
+    try:
+        names = ast.literal_eval(metadata.get("names", ""))
+    except (ValueError, SyntaxError):
+        names = None
+    return len(names) if isinstance(names, (dict, list, tuple)) and names else 256
 
 
 def with_background(plane: np.ndarray, threshold: float) -> np.ndarray:
@@ -233,7 +270,11 @@ def label_dtype(num_classes: int) -> type:
 
 def semantic_output(outputs: Sequence[TensorSpec]) -> TensorSpec | None:
     """The logits output of a semantic model: the only 4-D output, or the one
-    named `out` (torchvision exports also have `aux`); None for other models."""
+    named `out` (torchvision exports also have `aux`); or a model's only
+    output when it holds class ids, [N, h, w] or [N, 1, h, w] integers (the
+    argmax inside the model, as mmdeploy exports segmentors); None for other models."""
+    if len(outputs) == 1 and is_class_ids(outputs[0]):
+        return outputs[0]
     four_d = [o for o in outputs if len(o.shape) == 4]
     if len(four_d) != len(outputs) or not four_d:
         return None
@@ -241,3 +282,9 @@ def semantic_output(outputs: Sequence[TensorSpec]) -> TensorSpec | None:
     if named:
         return named[0]
     return four_d[0] if len(four_d) == 1 else None
+
+
+def is_class_ids(output: TensorSpec) -> bool:
+    """An integer [N, h, w] or [N, 1, h, w] output: a class id per pixel."""
+    shape = output.shape
+    return np.dtype(output.dtype).kind in "iu" and (len(shape) == 3 or (len(shape) == 4 and shape[1] == 1))

@@ -132,3 +132,18 @@ def test_a_one_channel_model_thresholds_the_same_on_the_device(tmp_path, video):
         got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
         assert got.class_names == want.class_names == ["background", "foreground"]
         assert 0 < want.labels.mean() < 1 and (got.labels == want.labels).mean() >= 0.999
+
+
+
+def test_class_ids_out_of_the_model_resize_the_same_on_the_device(tmp_path, video):
+    """A model that outputs class ids: nearest-pixel resizing on the device is cv2's."""
+    path = tmp_path / "ids.onnx"
+    export_tiny_fcn(path, classes=21, ids="[N,1,h,w]")
+    model = Model.load(str(path), backend="onnxruntime", device="cpu")
+    device = DeviceSemanticPath(model.adapter, model.backend)
+    for frame in frames(video, 2):
+        feed, lb = model.adapter.preprocess(frame)
+        outputs = model.backend.infer(feed)
+        want = model.adapter.postprocess(outputs, lb)
+        got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+        assert got.labels.dtype == want.labels.dtype == np.uint8 and np.array_equal(got.labels, want.labels)

@@ -167,3 +167,26 @@ def test_a_one_channel_models_class_names(tmp_path):
     labels.write_text("a\nb\nc\n")
     with pytest.raises(ConfigError, match=r"has 3 names but the model has 2 classes \(or 1: its foreground\)"):
         Model.load(str(path), semantic=SemanticConfig(labels=str(labels)))
+
+
+
+@pytest.mark.parametrize("layout", ["[N,1,h,w]", "[N,h,w]"])
+def test_a_model_that_outputs_class_ids_is_resized_by_nearest_pixel(tmp_path, layout):
+    """The argmax inside the model (mmdeploy's segmentor exports): int64 ids, padding cut
+    off, taken to the frame by nearest pixel centre; as many classes as the labels file names."""
+    path = tmp_path / "ids.onnx"
+    module = export_tiny_fcn(path, classes=5, ids=layout)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(STREET_LABELS) + "\n")
+    model = Model.load(str(path), semantic=SemanticConfig(labels=str(labels)))
+    assert model.task == "semantic" and model.adapter.class_ids and model.class_names == STREET_LABELS
+    image = np.random.default_rng(1).integers(0, 255, (200, 400, 3), dtype=np.uint8)
+    got = model(Frame(image, "cam", 0, 0.0, 0.0)).labels
+    feed, lb = model.adapter.preprocess(Frame(image, "cam", 0, 0.0, 0.0))
+    with torch.no_grad():
+        ids = module(torch.from_numpy(feed[model.adapter.input_name]))[0].argmax(0).numpy().astype(np.uint8)
+    crop = ids[lb.top: lb.top + round(200 * lb.gain), lb.left: lb.left + round(400 * lb.gain)]
+    want = cv2.resize(crop, (400, 200), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert got.dtype == np.uint8 and np.array_equal(got, want) and len(np.unique(got)) > 1
+    # Without names, a uint8 map's worth of classes.
+    assert Model.load(str(path)).class_names == [f"class{i}" for i in range(256)]
