@@ -20,7 +20,8 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from .errors import PublishError
-from .types import Detections, Frame, LabelMap, PanopticMap, person_class_id
+from .masks import BoxMasks
+from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment, person_class_id
 
 SCHEMA_VERSION = 1
 MESSAGE_TYPES = ("frame", "eos", "status")
@@ -200,6 +201,60 @@ def frame_message(
     if panoptic is not None:
         message["panoptic"] = panoptic_payload(panoptic)
     return message
+
+
+def detections_from_message(message: Mapping[str, Any]) -> Detections:
+    """A received frame message's objects as `Detections`, the arrays the
+    pipeline published: boxes, scores, class ids, masks (`BoxMasks`, each cut
+    to its own bounding box) when any object has one, keypoints (N, 17, 3;
+    zero confidence for objects without) when any has them, track ids (-1 for
+    an untracked object) when any has one. The inverse of `frame_message`
+    but for rounding (boxes and keypoints to 0.01 px, scores to 1e-4)."""
+    objects = message["objects"]
+    n = len(objects)
+    hw = (int(message["height"]), int(message["width"]))
+    boxes = np.array([o["box"] for o in objects], np.float32).reshape(n, 4)
+    scores = [o["score"] for o in objects]
+    class_ids = [o["class_id"] for o in objects]
+    tracks = [o.get("track_id") for o in objects]
+    track_ids = np.array([-1 if t is None else t for t in tracks], np.int64) if any(t is not None for t in tracks) else None
+    keypoints = None
+    if any(o.get("keypoints") is not None for o in objects):
+        keypoints = np.zeros((n, NUM_KEYPOINTS, 3), np.float32)
+        for i, o in enumerate(objects):
+            if o.get("keypoints") is not None:
+                keypoints[i] = np.asarray(o["keypoints"], np.float32).reshape(NUM_KEYPOINTS, 3)
+    masks = None
+    if any(o.get("mask") is not None for o in objects):
+        crops, origins = [], []
+        for o in objects:
+            if o.get("mask") is None:
+                crops.append(np.zeros((0, 0), bool))
+                origins.append((0, 0))
+                continue
+            dense = rle_to_mask(o["mask"])
+            if dense.shape != hw:
+                raise WireError(f"a mask of size {list(dense.shape)} in a {hw[1]}x{hw[0]} frame")
+            ys, xs = np.flatnonzero(dense.any(axis=1)), np.flatnonzero(dense.any(axis=0))
+            crops.append(dense[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1].copy() if len(ys) else np.zeros((0, 0), bool))
+            origins.append((int(xs[0]), int(ys[0])) if len(xs) else (0, 0))
+        masks = BoxMasks(crops, origins, hw)
+    return Detections(boxes, scores, class_ids, masks=masks, keypoints=keypoints, track_ids=track_ids)
+
+
+def semantic_from_message(message: Mapping[str, Any]) -> LabelMap | None:
+    """A received frame message's semantic map, or None when no semantic model ran."""
+    payload = message.get("semantic")
+    return None if payload is None else LabelMap(png_to_label_map(payload), list(payload.get("classes", [])))
+
+
+def panoptic_from_message(message: Mapping[str, Any]) -> PanopticMap | None:
+    """A received frame message's panoptic map and segment table, or None without `--panoptic`."""
+    payload = message.get("panoptic")
+    if payload is None:
+        return None
+    segments = [Segment(s["id"], s["category"], s["isthing"], s["area"], s.get("track_id")) for s in payload["segments"]]
+    return PanopticMap(png_to_label_map(payload), segments)
 
 
 def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, free_port
 from stream.sources import open_source
-from stream.wire import rle_to_mask
+from stream.wire import detections_from_message, rle_to_mask
 
 SEGSTREAM = [sys.executable, "-m", "pipelines.cli"]
 
@@ -43,6 +43,13 @@ def test_run_publishes_tracked_masks_and_keypoints(video, seg_model, pose_model,
     assert sum(1 for o in persons if max(k[2] for k in o["keypoints"]) > 0.5) > 20
     masks = [rle_to_mask(o["mask"]) for o in persons if o["mask"]]
     assert masks and all(m.shape == (576, 768) for m in masks)
+    # Back to arrays on the receiving side: every person with its track id, keypoints and mask.
+    received = [detections_from_message(m) for m in messages]
+    assert sum(len(d) for d in received) == sum(len(m["objects"]) for m in messages)
+    assert all(d.track_ids.min() >= 1 and d.keypoints.shape[1:] == (17, 3) for d in received if len(d))
+    person_pixels = sum(np.count_nonzero(d.masks.crops[i]) for d in received if d.masks is not None
+                        for i in np.flatnonzero(d.class_ids == 0))
+    assert person_pixels == sum(int(m.sum()) for m in masks)  # every person's mask pixels, none lost or added
     # The same ids persist: most person tracks live for many frames.
     lifetimes = np.bincount([o["track_id"] for o in persons])
     assert (lifetimes >= 30).sum() >= 3

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
-from stream.types import Detections, Frame
+from stream.types import Detections, Frame, LabelMap, PanopticMap, Segment
 from stream.wire import (
-    WireError, decode, encode, eos_message, frame_message, mask_to_rle, rle_to_mask, status_message,
+    WireError, decode, detections_from_message, encode, eos_message, frame_message, mask_to_rle, panoptic_from_message,
+    rle_to_mask, semantic_from_message, status_message,
 )
 
 
@@ -159,3 +160,37 @@ def test_label_maps_round_trip_losslessly_at_8_and_16_bits():
         assert decoded.dtype == labels.dtype and np.array_equal(decoded, labels)
     with pytest.raises(WireError, match="not base64"):
         png_to_label_map({"format": "png", "size": [1, 1], "data": "***"})
+
+
+
+def test_a_python_subscriber_gets_back_the_published_arrays():
+    """Boxes, scores, classes, track ids, keypoints, masks and the semantic and
+    panoptic maps come out of a received message as the pipeline's own types."""
+    frame, dets = sample()
+    labels = np.zeros((48, 64), np.uint8)
+    labels[20:] = 3
+    semantic = LabelMap(labels, ["background", "road", "person", "sky"])
+    panoptic = PanopticMap(labels.astype(np.uint16), [Segment(3, "sky", False, int((labels == 3).sum()), None)])
+    message = frame_message(frame, dets, ["person", "bicycle", "car"], semantic=semantic, panoptic=panoptic)
+    received = decode(encode(message))
+
+    got = detections_from_message(received)
+    np.testing.assert_allclose(got.xyxy, dets.xyxy, atol=0.005)
+    np.testing.assert_allclose(got.scores, dets.scores, atol=5e-5)
+    assert got.class_ids.tolist() == [0, 2, 0] and got.track_ids.tolist() == [4, 5, 6]
+    np.testing.assert_allclose(got.keypoints[0], dets.keypoints[0], atol=0.005)
+    assert not got.keypoints[1].any()  # a car carries no keypoints
+    np.testing.assert_array_equal(np.asarray(got.masks), np.asarray(dets.masks))  # the empty third mask included
+    sem = semantic_from_message(received)
+    assert np.array_equal(sem.labels, labels) and sem.class_names == semantic.class_names
+    pan = panoptic_from_message(received)
+    assert np.array_equal(pan.segment_ids, panoptic.segment_ids) and pan.segments == panoptic.segments
+
+
+def test_a_message_without_masks_keypoints_tracks_or_maps_gives_none_for_them():
+    frame, dets = sample()
+    bare = Detections(dets.xyxy, dets.scores, dets.class_ids)
+    received = decode(encode(frame_message(frame, bare, ["person", "bicycle", "car"])))
+    got = detections_from_message(received)
+    assert len(got) == 3 and got.masks is None and got.keypoints is None and got.track_ids is None
+    assert semantic_from_message(received) is None and panoptic_from_message(received) is None
