@@ -217,6 +217,10 @@ def fold_argmax(labels: np.ndarray, best: np.ndarray, plane: np.ndarray, k: int)
     label so far (classes taken in ascending order), so a maximum sets it;
     with cv2's SIMD compare/and/max this is several times faster than numpy's
     masked assignment, which branches per pixel on noisy borders."""
+    if labels.size == 1:  # cv2's Python binding reads a 1x1 array as a scalar
+        labels[plane > best] = k
+        np.maximum(best, plane, out=best)
+        return
     higher = cv2.compare(plane, best, cv2.CMP_GT)  # 255 where plane wins
     if labels.dtype == np.uint8:
         cv2.max(labels, cv2.bitwise_and(higher, int(k)), dst=labels)

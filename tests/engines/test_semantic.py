@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 import torch
 import cv2
 import torch.nn.functional as F
@@ -108,6 +111,19 @@ def test_resizing_only_the_contending_classes_gives_every_pixel_the_same_class(n
     got = resize_argmax(logits, out_hw)
     assert got.shape == out_hw and got.dtype == (np.uint16 if len(logits) > 256 else np.uint8)
     assert np.array_equal(got, every_class_resized(logits, out_hw)), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    logits=hnp.arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 6), st.integers(1, 6)),
+                      elements=st.integers(-3, 3).map(float)),
+    out_hw=st.tuples(st.integers(1, 20), st.integers(1, 20)),
+)
+@example(np.array([[[0.0, 0.0]], [[0.0, 1.0]]], np.float32), (1, 1))  # 1x1 arrays: cv2 would read them as scalars
+@example(np.array([[[1.0]], [[2.0]], [[0.0]]], np.float32), (3, 2))
+def test_contending_classes_never_change_a_pixel_ties_included(logits, out_hw):
+    """Small integer logits make ties everywhere: the first of equal classes must still win, as with argmax."""
+    assert np.array_equal(resize_argmax(logits, out_hw), every_class_resized(logits, out_hw))
 
 
 def test_absent_classes_do_not_contend_but_a_class_that_wins_only_between_pixels_does():
