@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engines.model import Model  # noqa: E402
-from engines.semantic import contending_classes, resize_argmax  # noqa: E402
+from engines.label_resize import contending_classes, resize_argmax  # noqa: E402
 from stream.sources import open_source  # noqa: E402
 from stream.wire import png_params  # noqa: E402
 

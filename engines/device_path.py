@@ -32,7 +32,8 @@ from stream.types import Detections, Frame, LabelMap
 
 from .letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
 from .masks import box_pixel_ranges, proto_region
-from .semantic import SemanticAdapter, label_dtype, logit_region
+from .label_resize import label_dtype
+from .semantic import SemanticAdapter, logit_region
 from .yolo import YoloAdapter
 
 

@@ -14,7 +14,8 @@ import cv2
 import torch.nn.functional as F
 
 from engines.model import Model, ModelSet
-from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig, contending_classes, resize_argmax
+from engines.label_resize import contending_classes, resize_argmax
+from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig
 from semantic_models import STREET_LABELS, export_tiny_fcn
 from stream.errors import ConfigError
 from stream.types import Frame, LabelMap
