@@ -24,7 +24,7 @@ from .fusion import fuse_keypoints
 from .letterbox import Letterbox
 from .onnx_info import onnx_inputs_and_metadata, onnx_outputs, producer_op
 from .rcnn import RcnnAdapter, is_rcnn
-from .semantic import SemanticAdapter, SemanticConfig, semantic_output
+from .semantic import SemanticAdapter, SemanticConfig, is_class_ids, semantic_output
 from .yolo import PostprocessConfig, make_adapter
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def model_adapter(
     """The adapter that understands a model with these inputs, outputs and metadata."""
     logits = semantic_output(outputs)
     if logits is not None and len(inputs) == 1:
-        probabilities = logits.shape[1] == 1 and producer_op(path, logits.name) in ("Sigmoid", "HardSigmoid")
+        one_channel = not is_class_ids(logits) and logits.shape[1] == 1
+        probabilities = one_channel and producer_op(path, logits.name) in ("Sigmoid", "HardSigmoid")
         return SemanticAdapter(inputs[0], logits, metadata, semantic or SemanticConfig(), path, probabilities)
     if is_rcnn(inputs, outputs):
         return RcnnAdapter(inputs[0], outputs, metadata, config, path)
