@@ -7,6 +7,7 @@ about the runtime.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import logging
@@ -230,3 +231,18 @@ def imgsz_of(metadata: dict[str, str], default: tuple[int, int] = (640, 640)) ->
     """The export's image size from its metadata ('[640, 640]'), else `default` (Ultralytics' 640x640)."""
     size = metadata_list(metadata, "imgsz")
     return (int(size[0]), int(size[-1])) if size else default
+
+
+def metadata_literal(metadata: dict[str, str], key: str) -> Any:
+    """A Python literal from the model's metadata (Ultralytics writes `names`
+    and `args` as Python dicts), or None when absent or unreadable."""
+    try:
+        return ast.literal_eval(metadata[key])
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        return None
+
+
+def names_count(metadata: dict[str, str]) -> int | None:
+    """How many class names the `names` metadata holds, or None without any."""
+    names = metadata_literal(metadata, "names")
+    return len(names) if isinstance(names, (dict, list, tuple)) and names else None

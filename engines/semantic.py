@@ -11,7 +11,6 @@ class borders follow the frame's pixels rather than the network's grid.
 
 from __future__ import annotations
 
-import ast
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from stream.errors import ConfigError, ModelError
 from stream.types import Frame, LabelMap
 
-from .backend import TensorSpec, imgsz_of, metadata_list
+from .backend import TensorSpec, imgsz_of, metadata_list, names_count
 from .label_resize import label_dtype, resize_argmax
 from .letterbox import Letterbox, letterbox, to_blob
 
@@ -171,11 +170,7 @@ def _class_count(config: SemanticConfig, metadata: dict[str, str]) -> int:
     then `names` metadata), else all that a uint8 map holds."""
     if config.labels:
         return len(label_names(config.labels))
-    try:
-        names = ast.literal_eval(metadata.get("names", ""))
-    except (ValueError, SyntaxError):
-        names = None
-    return len(names) if isinstance(names, (dict, list, tuple)) and names else 256
+    return names_count(metadata) or 256
 
 
 def with_background(plane: np.ndarray, threshold: float) -> np.ndarray:

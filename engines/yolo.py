@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from stream.boxes import cxcywh_to_xyxy
 from stream.errors import ModelError
 from stream.types import NUM_KEYPOINTS, Detections, Frame
 
-from .backend import TensorSpec, imgsz_of, metadata_list
+from .backend import TensorSpec, imgsz_of, metadata_list, metadata_literal, names_count
 from .letterbox import Letterbox, letterbox, to_blob
 from .masks import assemble_masks
 from .nms import batched_nms
@@ -70,6 +70,7 @@ class YoloAdapter:
     """Shared pre-processing, candidate filtering and NMS; subclasses decode their layout."""
 
     task = "detect"
+    nms = True  # False where the model's output is already one row per object
 
     def __init__(
         self,
@@ -110,7 +111,10 @@ class YoloAdapter:
         if len(scores) > MAX_CANDIDATES:
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores, class_ids, extra = boxes[top], scores[top], class_ids[top], extra[top]
-        keep = batched_nms(boxes, scores, class_ids, self.config.iou)[: self.config.max_det]
+        if self.nms:
+            keep = batched_nms(boxes, scores, class_ids, self.config.iou)[: self.config.max_det]
+        else:  # the model chose its detections already (end-to-end exports): best first, as NMS leaves them
+            keep = np.argsort(-scores, kind="stable")[: self.config.max_det]
         return boxes[keep], scores[keep], class_ids[keep], extra[keep]
 
     def postprocess(self, outputs: dict[str, np.ndarray], lb: Letterbox) -> Detections:
@@ -193,6 +197,42 @@ class YoloV8Pose(YoloV8Detect):
         return Detections(lb.boxes_to_frame(boxes), scores, class_ids, keypoints=out)
 
 
+class _EndToEnd(YoloAdapter):
+    """End-to-end exports: NMS inside the model (Ultralytics `nms=True`) or no
+    NMS needed (YOLOv10, YOLO26). The head is [1, max_det, 6 + extra]: rows of
+    x1, y1, x2, y2 (input pixels), score, class id, then the mask coefficients
+    or keypoints; unused rows are zeros."""
+
+    nms = False
+
+    def decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        rows = outputs[self.output_names[0]][0]
+        rows = rows[rows[:, 4] > self.config.conf]
+        return rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64), rows[:, 6:]
+
+
+class EndToEndDetect(_EndToEnd):
+    task = "detect"
+
+
+class EndToEndSeg(_SegMixin, _EndToEnd):
+    pass
+
+
+class EndToEndPose(_EndToEnd, YoloV8Pose):
+    pass
+
+
+def is_end_to_end(metadata: dict[str, str], channels_first: bool) -> bool:
+    """Whether an Ultralytics export's head is one row per object (see
+    `_EndToEnd`): its metadata says `end2end` or `nms=True`, or it is an
+    Ultralytics v8+ export (it has a `task`) whose head is not [1, C, anchors]."""
+    args = metadata_literal(metadata, "args")
+    if metadata.get("end2end") == "True" or (isinstance(args, dict) and args.get("nms") is True):
+        return True
+    return "task" in metadata and not channels_first
+
+
 def make_adapter(
     inputs: Sequence[TensorSpec],
     outputs: Sequence[TensorSpec],
@@ -221,6 +261,7 @@ def make_adapter(
     channels_first = d1 < d2  # v8: [1, C, A]; v5: [1, A, C]
     channels = d1 if channels_first else d2
     names = [head.name] + [p.name for p in protos]
+    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
 
     def build(cls: type[YoloAdapter], nc: int, **extra: object) -> YoloAdapter:
         if nc <= 0:
@@ -229,13 +270,14 @@ def make_adapter(
         log.info("%s: %s adapter, %d classes, input %dx%d", source, cls.__name__, nc, input_hw[1], input_hw[0])
         return adapter
 
+    if is_end_to_end(metadata, channels_first):
+        return _end_to_end_adapter(build, d2, len(protos) > 0, kpt_shape, metadata, source, described)
     if protos:
         if protos[0].shape[1] != NUM_MASK_COEFFICIENTS:
             raise ModelError(f"{source}: prototype output {protos[0].name} must have 32 channels ({described})")
         if channels_first:
             return build(YoloV8Seg, channels - 4 - NUM_MASK_COEFFICIENTS)
         return build(YoloV5Seg, channels - 5 - NUM_MASK_COEFFICIENTS)
-    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
     if channels_first and (kpt_shape or metadata.get("task") == "pose"):
         k, dims = kpt_shape or [NUM_KEYPOINTS, 3]
         if k != NUM_KEYPOINTS:
@@ -244,6 +286,27 @@ def make_adapter(
     if channels_first:
         return build(YoloV8Detect, channels - 4)
     return build(YoloV5Detect, channels - 5)
+
+
+def _end_to_end_adapter(
+    build: Callable[..., YoloAdapter], columns: int, segment: bool, kpt_shape: list[int] | None,
+    metadata: dict[str, str], source: str, described: str,
+) -> YoloAdapter:
+    """The adapter of an end-to-end head with `columns` per row; its class count
+    comes from the `names` metadata (the rows hold a class id, not scores)."""
+    nc = names_count(metadata) or len(COCO_CLASSES)
+    extra = columns - 6
+    if segment and extra == NUM_MASK_COEFFICIENTS:
+        return build(EndToEndSeg, nc)
+    if kpt_shape or metadata.get("task") == "pose":
+        k, dims = kpt_shape or [NUM_KEYPOINTS, 3]
+        if k != NUM_KEYPOINTS or extra != k * dims:
+            raise ModelError(f"{source}: end-to-end pose head ({described}) does not hold the 17 COCO keypoints")
+        return build(EndToEndPose, nc, kpt_shape=(k, dims))
+    if extra == 0 and not segment:
+        return build(EndToEndDetect, nc)
+    raise ModelError(f"{source}: end-to-end outputs not understood ({described}); expected rows of "
+                     "x1, y1, x2, y2, score, class (+ 32 mask coefficients or 51 keypoint values)")
 
 
 COCO_CLASSES = (
