@@ -250,6 +250,8 @@ def make_adapter(
         h, w = imgsz_of(metadata)
     input_hw = (int(h), int(w))
 
+    if metadata.get("task") in ("obb", "classify"):
+        raise ModelError(f"{source}: a YOLO {metadata['task']} model; segstream runs detect, segment and pose models")
     heads = [o for o in outputs if len(o.shape) == 3]
     protos = [o for o in outputs if len(o.shape) == 4]
     if len(heads) != 1 or len(protos) > 1 or len(outputs) != len(heads) + len(protos):

@@ -31,7 +31,7 @@ def test_adapter_detected_from_outputs(model_file, adapter, num_classes, input_h
     assert model.class_names[0] == "person"
 
 
-def _save_model(path, output_shapes):
+def _save_model(path, output_shapes, metadata=None):
     inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
     outs, nodes = [], []
     for i, shape in enumerate(output_shapes):
@@ -43,6 +43,8 @@ def _save_model(path, output_shapes):
     graph = helper.make_graph(nodes, "g", [inp], outs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
     onnx.save(model, path)
 
 
@@ -50,6 +52,23 @@ def test_unknown_outputs_are_listed(tmp_path):
     path = tmp_path / "weird.onnx"
     _save_model(str(path), [[1, 10], [1, 3, 4, 4, 2]])
     with pytest.raises(ModelError, match=r"outputs not understood \(out0\[1, 10\], out1\[1, 3, 4, 4, 2\]\)"):
+        Model.load(str(path))
+
+
+@pytest.mark.parametrize("task, shape", [("obb", [1, 20, 21]), ("classify", [1, 80])])
+def test_oriented_box_and_classification_models_are_refused_by_name(tmp_path, task, shape):
+    """An OBB head looks like a detect head with one more class: it must not be read as one."""
+    path = tmp_path / f"{task}.onnx"
+    _save_model(str(path), [shape], {"task": task, "names": "{0: 'plane'}"})
+    with pytest.raises(ModelError, match=f"a YOLO {task} model; segstream runs detect, segment and pose models"):
+        Model.load(str(path))
+
+
+def test_an_end_to_end_head_it_cannot_read_is_refused(tmp_path):
+    """Rows per object of an unexpected width (an RT-DETR head, say) name what was expected."""
+    path = tmp_path / "rows.onnx"
+    _save_model(str(path), [[1, 300, 84]], {"task": "detect", "names": str({i: f"c{i}" for i in range(80)})})
+    with pytest.raises(ModelError, match=r"end-to-end outputs not understood \(out0\[1, 300, 84\]\)"):
         Model.load(str(path))
 
 
