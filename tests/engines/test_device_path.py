@@ -119,31 +119,28 @@ def test_semantic_labels_on_device_go_through_classes_in_chunks_with_the_same_re
     assert (got.labels == want.labels).mean() >= 0.999
 
 
+def maps_on_cpu_and_device(path, video, n=2):
+    """(CPU path, device path) label maps of the first `n` frames (the device path in torch on the CPU)."""
+    model = Model.load(str(path), backend="onnxruntime", device="cpu")
+    device = DeviceSemanticPath(model.adapter, model.backend)
+    for frame in frames(video, n):
+        feed, lb = model.adapter.preprocess(frame)
+        outputs = model.backend.infer(feed)
+        yield model.adapter.postprocess(outputs, lb), device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+
+
 def test_a_one_channel_model_thresholds_the_same_on_the_device(tmp_path, video):
     """A binary model's map (foreground above the threshold) is the CPU path's on the device too."""
     path = tmp_path / "binary.onnx"
     export_tiny_fcn(path, classes=1, sigmoid=True, seed=3)
-    model = Model.load(str(path), backend="onnxruntime", device="cpu")
-    device = DeviceSemanticPath(model.adapter, model.backend)
-    for frame in frames(video, 2):
-        feed, lb = model.adapter.preprocess(frame)
-        outputs = model.backend.infer(feed)
-        want = model.adapter.postprocess(outputs, lb)
-        got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+    for want, got in maps_on_cpu_and_device(path, video):
         assert got.class_names == want.class_names == ["background", "foreground"]
         assert 0 < want.labels.mean() < 1 and (got.labels == want.labels).mean() >= 0.999
-
 
 
 def test_class_ids_out_of_the_model_resize_the_same_on_the_device(tmp_path, video):
     """A model that outputs class ids: nearest-pixel resizing on the device is cv2's."""
     path = tmp_path / "ids.onnx"
     export_tiny_fcn(path, classes=21, ids="[N,1,h,w]")
-    model = Model.load(str(path), backend="onnxruntime", device="cpu")
-    device = DeviceSemanticPath(model.adapter, model.backend)
-    for frame in frames(video, 2):
-        feed, lb = model.adapter.preprocess(frame)
-        outputs = model.backend.infer(feed)
-        want = model.adapter.postprocess(outputs, lb)
-        got = device.postprocess({k: torch.from_numpy(v) for k, v in outputs.items()}, lb)
+    for want, got in maps_on_cpu_and_device(path, video):
         assert got.labels.dtype == want.labels.dtype == np.uint8 and np.array_equal(got.labels, want.labels)
