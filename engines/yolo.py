@@ -223,14 +223,17 @@ class EndToEndPose(_EndToEnd, YoloV8Pose):
     pass
 
 
-def is_end_to_end(metadata: dict[str, str], channels_first: bool) -> bool:
-    """Whether an Ultralytics export's head is one row per object (see
-    `_EndToEnd`): its metadata says `end2end` or `nms=True`, or it is an
-    Ultralytics v8+ export (it has a `task`) whose head is not [1, C, anchors]."""
+def is_end_to_end(metadata: dict[str, str], head_dims: tuple[int, int]) -> bool:
+    """Whether an export's head is one row per object (see `_EndToEnd`): its
+    metadata says `end2end` or `nms=True`; or, in an Ultralytics export from
+    before the `end2end` key (YOLOv10's), the head is rows of 6 + 0, 32 or 51."""
     args = metadata_literal(metadata, "args")
     if metadata.get("end2end") == "True" or (isinstance(args, dict) and args.get("nms") is True):
         return True
-    return "task" in metadata and not channels_first
+    if "end2end" in metadata or "task" not in metadata:
+        return False
+    rows, columns = head_dims
+    return rows > columns and columns - 6 in (0, NUM_MASK_COEFFICIENTS, NUM_KEYPOINTS * 3)
 
 
 def make_adapter(
@@ -260,10 +263,11 @@ def make_adapter(
     _, d1, d2 = head.shape
     if not (isinstance(d1, int) and isinstance(d2, int)):
         raise ModelError(f"{source}: head output {head.name} needs static channel/anchor dims, got {list(head.shape)}")
-    channels_first = d1 < d2  # v8: [1, C, A]; v5: [1, A, C]
+    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
+    end_to_end = is_end_to_end(metadata, (d1, d2))
+    channels_first = not end_to_end and _channels_first(metadata, (d1, d2), len(protos) > 0, kpt_shape, source, described)
     channels = d1 if channels_first else d2
     names = [head.name] + [p.name for p in protos]
-    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
 
     def build(cls: type[YoloAdapter], nc: int, **extra: object) -> YoloAdapter:
         if nc <= 0:
@@ -272,7 +276,7 @@ def make_adapter(
         log.info("%s: %s adapter, %d classes, input %dx%d", source, cls.__name__, nc, input_hw[1], input_hw[0])
         return adapter
 
-    if is_end_to_end(metadata, channels_first):
+    if end_to_end:
         return _end_to_end_adapter(build, d2, len(protos) > 0, kpt_shape, metadata, source, described)
     if protos:
         if protos[0].shape[1] != NUM_MASK_COEFFICIENTS:
@@ -288,6 +292,25 @@ def make_adapter(
     if channels_first:
         return build(YoloV8Detect, channels - 4)
     return build(YoloV5Detect, channels - 5)
+
+
+def _channels_first(
+    metadata: dict[str, str], head_dims: tuple[int, int], segment: bool, kpt_shape: list[int] | None,
+    source: str, described: str,
+) -> bool:
+    """Whether a (not end-to-end) head is v8's [1, C, anchors] rather than v5's
+    [1, anchors, C]. An Ultralytics export (it has a `task`) is v8 and its C
+    follows from its names and task, which also holds when a tiny input has
+    fewer anchors than channels; other exports go by which axis is smaller."""
+    nc = names_count(metadata)
+    if "task" not in metadata or nc is None:
+        return head_dims[0] < head_dims[1]
+    k, dims = kpt_shape or ([NUM_KEYPOINTS, 3] if metadata.get("task") == "pose" else [0, 0])
+    expected = 4 + nc + (NUM_MASK_COEFFICIENTS if segment else k * dims)
+    if head_dims[0] != expected:
+        raise ModelError(f"{source}: outputs not understood ({described}); an Ultralytics {metadata['task']} export "
+                         f"with {nc} classes has a head [1, {expected}, anchors]")
+    return True
 
 
 def _end_to_end_adapter(

@@ -20,7 +20,8 @@ def export_end_to_end(src: Path, dst: Path, num_classes: int, mark: str = "end2e
                       conf: float = 0.25, iou: float = 0.7) -> None:
     """`src` (an Ultralytics v8+ export: head [1, 4 + nc + extra, anchors]) with
     class-wise NMS appended; `mark` says so in the metadata as Ultralytics
-    does: "end2end" (end2end: True) or "nms" (args with nms: True)."""
+    does: "end2end" (end2end: True) or "nms" (args with nms: True); or "shape":
+    neither, and no `end2end` key at all, as YOLOv10's own exports."""
     model = onnx.load(str(src))
     graph = model.graph
     head = graph.output[0]
@@ -75,6 +76,8 @@ def export_end_to_end(src: Path, dst: Path, num_classes: int, mark: str = "end2e
     graph.output.insert(0, helper.make_tensor_value_info(head.name, TensorProto.FLOAT, [1, MAX_DET, 6 + extra]))
     props = {p.key: p.value for p in model.metadata_props}
     props["end2end"] = str(mark == "end2end")
+    if mark == "shape":  # exports from before Ultralytics wrote the key (YOLOv10's own)
+        del props["end2end"]
     if mark == "nms":
         props["args"] = "{'batch': 1, 'nms': True, 'conf': 0.25, 'iou': 0.7}"
     del model.metadata_props[:]

@@ -64,12 +64,26 @@ def test_oriented_box_and_classification_models_are_refused_by_name(tmp_path, ta
         Model.load(str(path))
 
 
-def test_an_end_to_end_head_it_cannot_read_is_refused(tmp_path):
-    """Rows per object of an unexpected width (an RT-DETR head, say) name what was expected."""
+@pytest.mark.parametrize("metadata, match", [
+    ({"end2end": "False"}, r"outputs not understood \(out0\[1, 300, 84\]\); an Ultralytics detect export with 80 "
+                           r"classes has a head \[1, 84, anchors\]"),
+    ({"end2end": "True"}, r"end-to-end outputs not understood \(out0\[1, 300, 84\]\)"),
+])
+def test_a_head_that_fits_no_layout_is_refused(tmp_path, metadata, match):
+    """Rows per object of another width (an RT-DETR head, say) name what was expected."""
     path = tmp_path / "rows.onnx"
-    _save_model(str(path), [[1, 300, 84]], {"task": "detect", "names": str({i: f"c{i}" for i in range(80)})})
-    with pytest.raises(ModelError, match=r"end-to-end outputs not understood \(out0\[1, 300, 84\]\)"):
+    _save_model(str(path), [[1, 300, 84]], {"task": "detect", "names": str({i: f"c{i}" for i in range(80)}), **metadata})
+    with pytest.raises(ModelError, match=match):
         Model.load(str(path))
+
+
+def test_an_ultralytics_head_with_fewer_anchors_than_channels_is_still_channels_first(tmp_path):
+    """A tiny input (64x64: 84 anchors) under a seg head of 116 channels: the names say which axis is which."""
+    path = tmp_path / "tiny.onnx"
+    _save_model(str(path), [[1, 116, 84], [1, 32, 16, 16]], {"task": "segment", "end2end": "False",
+                                                            "names": str({i: f"c{i}" for i in range(80)})})
+    model = Model.load(str(path))
+    assert type(model.adapter).__name__ == "YoloV8Seg" and model.adapter.num_classes == 80
 
 
 def test_not_an_onnx_file(tmp_path):
