@@ -201,7 +201,8 @@ class _EndToEnd(YoloAdapter):
     """End-to-end exports: NMS inside the model (Ultralytics `nms=True`) or no
     NMS needed (YOLOv10, YOLO26). The head is [1, max_det, 6 + extra]: rows of
     x1, y1, x2, y2 (input pixels), score, class id, then the mask coefficients
-    or keypoints; unused rows are zeros."""
+    or keypoints. Rows at or below the confidence threshold are dropped: the
+    zero padding of `nms=True` exports, and YOLOv10's weakest top-k rows."""
 
     nms = False
 
