@@ -136,6 +136,23 @@ class Model:
         prepared = self.preprocess(frame)
         return self.postprocess(self.infer(prepared), prepared)
 
+    def describe(self) -> str:
+        """One line on how segstream reads this model (`segstream info`): what
+        it finds, the classes, the input it feeds and the outputs it reads."""
+        adapter, names = self.adapter, self.class_names
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        notes = [f"{self.task} ({type(adapter).__name__})", f"{len(names)} class{'es' * (len(names) != 1)} ({shown})"]
+        hw = getattr(adapter, "input_hw", None)
+        notes.append(f"input {hw[1]}x{hw[0]}" if hw else "input at the frame's own size")
+        if getattr(adapter, "nms", True) is False:
+            notes.append("end-to-end: its rows are taken as they are, no NMS")
+        if getattr(adapter, "threshold", None) is not None:
+            notes.append(f"one channel: foreground above {adapter.threshold:g}")
+        if getattr(adapter, "class_ids", False):
+            notes.append("class ids out of the model, resized by nearest pixel")
+        outputs = ", ".join(f"{o.name}{list(o.shape)}" for o in self.backend.outputs)
+        return f"{self.path}: {', '.join(notes)}; outputs {outputs}"
+
     def close(self) -> None:
         self.backend.close()
 

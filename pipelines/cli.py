@@ -23,7 +23,7 @@ from engines.backend import choose_backend
 from engines.batching import batchable_model
 from engines.engine_cache import BuildOptions, ShapeProfile
 from engines.hub import resolve_model
-from engines.model import onnx_preprocess
+from engines.model import Model, onnx_preprocess
 from engines.tensorrt_backend import ensure_engine, options_for_model
 from stream.errors import ModelError, SegstreamError, SourceError
 from stream.security import create_keys
@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--config", help="the run's YAML file: its `semantic` mean/std/input_size apply as in `run`")
     _common(build)
     build.set_defaults(func=cmd_build)
+
+    info = sub.add_parser("info", help="say how segstream reads models (task, classes, input, outputs) and what runs them")
+    info.add_argument("model", nargs="+", help="ONNX models or registered names")
+    info.add_argument("--config", help="the run's YAML file: its `semantic` section applies as in `run`")
+    _common(info)
+    info.set_defaults(func=cmd_info)
 
     export = sub.add_parser("export", help="export torchvision:NAME (Mask/Keypoint R-CNN, FCN, LRASPP, DeepLabV3) to ONNX")
     export.add_argument("model", help="e.g. torchvision:maskrcnn_resnet50_fpn_v2, torchvision:lraspp_mobilenet_v3_large")
@@ -311,6 +317,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     options, _ = options_for_model(path, options, prepare)
     engine = ensure_engine(path, options, device, calib_preprocess=prepare)
     print(f"engine ready: {engine}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Each model as segstream reads it (on ONNX Runtime, CPU: no engine is
+    built), then the backend `run` would choose on this machine."""
+    semantic = semantic_config(load_config(args.config, schema=BuildFileConfig)) if args.config else None
+    for spec in args.model:
+        model = Model.load(resolve_model(spec), backend="onnxruntime", device="cpu", semantic=semantic)
+        print(model.describe())
+        model.close()
+    backend, device, why = choose_backend("auto", "auto")
+    print(f"run would use {backend} on {device}: {why}")
     return 0
 
 

@@ -107,3 +107,24 @@ def test_batching_two_cameras_changes_nothing_but_the_calls(video, seg_model, tm
         runs[batch] = messages(out), result.stdout
     assert runs[1][0] == runs[2][0] and len(runs[1][0]) == 60
     assert "frames per call" in runs[2][1] and "frames per call" not in runs[1][1]
+
+
+def test_info_says_how_each_model_is_read_and_what_run_would_use(seg_model, pose_model, tmp_path):
+    """`segstream info`: one line per model (task, adapter, classes, input, outputs), then the backend choice."""
+    from end_to_end_models import export_end_to_end
+
+    e2e = tmp_path / "seg_e2e.onnx"
+    export_end_to_end(seg_model, e2e, 80)
+    binary = tmp_path / "binary.onnx"
+    export_tiny_fcn(binary, classes=1, sigmoid=True)
+    result = segstream("info", seg_model, pose_model, e2e, binary)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5
+    assert "segment (YoloV8Seg), 80 classes (person, bicycle" in lines[0] and "input 320x320" in lines[0]
+    assert "pose (YoloV8Pose), 1 class (person)" in lines[1]
+    assert "segment (EndToEndSeg)" in lines[2] and "no NMS" in lines[2] and "output0[1, 300, 38]" in lines[2]
+    assert "semantic (SemanticAdapter), 2 classes (background, foreground)" in lines[3] and "above 0.5" in lines[3]
+    assert lines[4].startswith("run would use onnxruntime on cpu: ")
+    missing = segstream("info", tmp_path / "gone.onnx")
+    assert missing.returncode == 2 and missing.stderr.strip() == f"segstream: error: model file not found: {tmp_path / 'gone.onnx'}"
