@@ -35,8 +35,8 @@ from tracking.mot import mot_sequences, track_sequences
 
 from .config import BuildFileConfig, RunConfig, TrackerConfig, load_config
 from .metrics import MetricsServer
-from .runner import RunStats
 from .session import build_pipeline, make_tracker_factory, semantic_config
+from .stats import RunStats
 
 log = logging.getLogger("segstream")
 

@@ -24,7 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from stream.errors import PublishError
 
-from .runner import LATENCY_BUCKETS_MS, Pipeline, StageStats
+from .runner import Pipeline
+from .stats import LATENCY_BUCKETS_MS, StageStats
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ the frames already inside drain, so outputs are complete up to the last frame.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
@@ -27,13 +26,9 @@ from stream.wire import frame_message, status_message
 
 from .queues import EMPTY, END, POLL_S, Aborted, StageQueue
 from .sinks import Sink
+from .stats import RunStats
 
 log = logging.getLogger(__name__)
-
-STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
-# Upper bounds (ms) of the latency histogram buckets kept per stage (the last bucket is +Inf).
-LATENCY_BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
-
 
 class StageError(SegstreamError):
     """A stage raised; the message names the stage and the cause."""
@@ -62,70 +57,6 @@ class Packet:
     def key(self) -> str:
         """Queue key: packets of one source replace each other under the `latest` policy."""
         return self.frame.source_id
-
-
-@dataclass
-class StageStats:
-    count: int = 0
-    total_ms: float = 0.0
-    max_ms: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))  # per bucket, not cumulative
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, ms: float) -> None:
-        with self._lock:  # several capture or infer threads may report at once
-            self.count += 1
-            self.total_ms += ms
-            self.max_ms = max(self.max_ms, ms)
-            self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
-
-    @property
-    def mean_ms(self) -> float:
-        return self.total_ms / self.count if self.count else 0.0
-
-    def snapshot(self) -> tuple[list[int], float]:
-        """(per-bucket counts, total ms), consistent with each other."""
-        with self._lock:
-            return list(self.buckets), self.total_ms
-
-
-@dataclass
-class RunStats:
-    frames: int = 0
-    seconds: float = 0.0
-    stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
-    end_to_end: StageStats = field(default_factory=StageStats)  # capture to publish, every frame
-    dropped: dict[str, int] = field(default_factory=dict)
-    reconnects: dict[str, int] = field(default_factory=dict)
-    track_ids: dict[str, set[int]] = field(default_factory=dict)
-    batch_sizes: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
-    interrupted: bool = False
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def tracks(self) -> int:
-        return sum(len(ids) for ids in self.track_ids.values())
-
-    def table(self) -> str:
-        lines = [
-            f"frames {self.frames}  time {self.seconds:.1f} s  FPS {self.fps:.1f}  tracks {self.tracks}"
-            + ("  (interrupted)" if self.interrupted else ""),
-            f"{'stage':<12}{'frames':>8}{'mean ms':>10}{'max ms':>10}",
-        ]
-        for name, s in self.stages.items():
-            lines.append(f"{name:<12}{s.count:>8}{s.mean_ms:>10.2f}{s.max_ms:>10.2f}")
-        drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
-        lines.append(f"dropped: {drops}")
-        if self.batch_sizes:
-            calls = sum(self.batch_sizes.values())
-            mean = sum(k * v for k, v in self.batch_sizes.items()) / calls
-            lines.append(f"inference calls: {calls}, {mean:.2f} frames per call")
-        if self.reconnects:
-            lines.append("reconnects: " + ", ".join(f"{k} {v}" for k, v in self.reconnects.items()))
-        return "\n".join(lines)
 
 
 class Pipeline:
