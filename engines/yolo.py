@@ -262,11 +262,15 @@ def make_adapter(
         raise ModelError(f"{source}: outputs not understood ({described}); expected a YOLO detect/segment/pose export")
     head = heads[0]
     _, d1, d2 = head.shape
-    if not (isinstance(d1, int) and isinstance(d2, int)):
-        raise ModelError(f"{source}: head output {head.name} needs static channel/anchor dims, got {list(head.shape)}")
     kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
-    end_to_end = is_end_to_end(metadata, (d1, d2))
-    channels_first = not end_to_end and _channels_first(metadata, (d1, d2), len(protos) > 0, kpt_shape, source, described)
+    if isinstance(d1, int) and isinstance(d2, int):
+        end_to_end = is_end_to_end(metadata, (d1, d2))
+        channels_first = not end_to_end and _channels_first(metadata, (d1, d2), len(protos) > 0, kpt_shape, source,
+                                                            described)
+    elif isinstance(d1, int) or isinstance(d2, int):  # a dynamic export: its anchor axis follows the input size
+        end_to_end, channels_first = False, isinstance(d1, int)
+    else:
+        raise ModelError(f"{source}: head output {head.name} needs a static channel axis, got {list(head.shape)}")
     channels = d1 if channels_first else d2
     names = [head.name] + [p.name for p in protos]
 

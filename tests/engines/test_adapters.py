@@ -86,6 +86,47 @@ def test_an_ultralytics_head_with_fewer_anchors_than_channels_is_still_channels_
     assert type(model.adapter).__name__ == "YoloV8Seg" and model.adapter.num_classes == 80
 
 
+def _save_dynamic_model(path, channels, channels_first):
+    """A head whose anchor axis follows the input's height, as in a dynamic export
+    (ONNX Runtime then reports that axis without a size), and prototypes."""
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    const = lambda name, values: helper.make_node(  # noqa: E731
+        "Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
+    head = [1, channels] if channels_first else [1]
+    nodes = [
+        helper.make_node("Shape", ["images"], ["shape"]),
+        const("start", [2]), const("end", [3]), const("lead", head), const("tail", [] if channels_first else [channels]),
+        helper.make_node("Slice", ["shape", "start", "end"], ["anchors"]),
+        helper.make_node("Concat", ["lead", "anchors", "tail"], ["head_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["head_shape"], ["out0"]),
+        const("proto_shape", [1, 32, 8, 8]),
+        helper.make_node("ConstantOfShape", ["proto_shape"], ["out1"]),
+    ]
+    declared = ["batch", channels, "anchors"] if channels_first else ["batch", "anchors", channels]
+    outs = [helper.make_tensor_value_info("out0", TensorProto.FLOAT, declared),
+            helper.make_tensor_value_info("out1", TensorProto.FLOAT, ["batch", 32, "mh", "mw"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [inp], outs), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.add(key="names", value=str({i: f"c{i}" for i in range(80)}))
+    model.metadata_props.add(key="imgsz", value="[32, 32]")
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize("channels, channels_first, adapter", [
+    (116, True, "YoloV8Seg"),   # Ultralytics dynamic=True: [batch, 116, anchors]
+    (117, False, "YoloV5Seg"),  # yolov5 --dynamic: [batch, anchors, 117]
+])
+def test_a_dynamic_export_is_read_by_its_static_channel_axis(tmp_path, channels, channels_first, adapter):
+    """The anchor axis of a dynamic export follows the input size: the channel axis says the layout.
+    (`--batch` asks for such exports.)"""
+    path = tmp_path / "dynamic.onnx"
+    _save_dynamic_model(str(path), channels, channels_first)
+    model = Model.load(str(path))
+    assert model.backend.outputs[0].shape[1 if channels_first else 2] == channels
+    assert None in model.backend.outputs[0].shape
+    assert type(model.adapter).__name__ == adapter and model.adapter.num_classes == 80
+
+
 def test_not_an_onnx_file(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"this is not a protobuf")
