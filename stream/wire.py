@@ -209,7 +209,16 @@ def detections_from_message(message: Mapping[str, Any]) -> Detections:
     to its own bounding box) when any object has one, keypoints (N, 17, 3;
     zero confidence for objects without) when any has them, track ids (-1 for
     an untracked object) when any has one. The inverse of `frame_message`
-    but for rounding (boxes and keypoints to 0.01 px, scores to 1e-4)."""
+    but for rounding (boxes and keypoints to 0.01 px, scores to 1e-4). A
+    malformed object (17 keypoints that are not, a mask that does not decode)
+    raises `WireError`, as `decode` does for the rest."""
+    try:
+        return _detections(message)
+    except (KeyError, ValueError, TypeError, IndexError) as err:
+        raise WireError(f"objects do not decode to arrays: {type(err).__name__}: {err}") from None
+
+
+def _detections(message: Mapping[str, Any]) -> Detections:
     objects = message["objects"]
     n = len(objects)
     hw = (int(message["height"]), int(message["width"]))

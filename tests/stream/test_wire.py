@@ -194,3 +194,15 @@ def test_a_message_without_masks_keypoints_tracks_or_maps_gives_none_for_them():
     got = detections_from_message(received)
     assert len(got) == 3 and got.masks is None and got.keypoints is None and got.track_ids is None
     assert semantic_from_message(received) is None and panoptic_from_message(received) is None
+
+
+def test_malformed_keypoints_or_masks_raise_wire_error_not_a_crash():
+    frame, dets = sample()
+    message = json.loads(json.dumps(frame_message(frame, dets, ["person", "bicycle", "car"])))
+    message["objects"][0]["keypoints"] = [[1.0, 2.0, 0.9]] * 5
+    with pytest.raises(WireError, match="objects do not decode to arrays"):
+        detections_from_message(message)
+    message = json.loads(json.dumps(frame_message(frame, dets, ["person", "bicycle", "car"])))
+    message["objects"][0]["mask"] = {"size": [48, 64]}
+    with pytest.raises(WireError, match="objects do not decode to arrays"):
+        detections_from_message(message)
