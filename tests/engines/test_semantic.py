@@ -1,20 +1,22 @@
 """Semantic segmentation: a logits model's output becomes a class per frame
 pixel, computed like the reference (crop the letterbox padding, bilinear
-resize, argmax), with class names from a labels file or the model."""
+resize, argmax; only the classes that can win are resized, with the same
+result), with class names from a labels file or the model; one-channel
+models are thresholded, and class ids out of the model resized by nearest pixel."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-import torch
-import cv2
-import torch.nn.functional as F
 
-from engines.model import Model, ModelSet
 from engines.label_resize import contending_classes, resize_argmax
+from engines.model import Model, ModelSet
 from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig
 from semantic_models import STREET_LABELS, export_tiny_fcn
 from stream.errors import ConfigError
@@ -144,7 +146,6 @@ def test_a_class_below_every_winner_at_its_own_pixels_can_still_contend():
     assert 2 in labels and np.array_equal(labels, every_class_resized(logits, (1, 16)))
 
 
-
 @pytest.mark.parametrize("sigmoid, threshold, want_threshold", [
     (False, None, 0.0),  # logits: foreground where positive
     (True, None, 0.5),   # the model ends in a sigmoid: read from the graph
@@ -162,8 +163,6 @@ def test_a_one_channel_model_is_background_and_foreground_by_threshold(tmp_path,
     assert model.adapter.threshold == want_threshold
     image = np.random.default_rng(2).integers(0, 255, (200, 400, 3), dtype=np.uint8)
     got = model(Frame(image, "cam", 0, 0.0, 0.0)).labels
-    from engines.letterbox import letterbox
-
     feed, lb = model.adapter.preprocess(Frame(image, "cam", 0, 0.0, 0.0))
     with torch.no_grad():
         out = module(torch.from_numpy(feed[model.adapter.input_name]))[0, 0].numpy()
@@ -184,7 +183,6 @@ def test_a_one_channel_models_class_names(tmp_path):
     labels.write_text("a\nb\nc\n")
     with pytest.raises(ConfigError, match=r"has 3 names but the model has 2 classes \(or 1: its foreground\)"):
         Model.load(str(path), semantic=SemanticConfig(labels=str(labels)))
-
 
 
 @pytest.mark.parametrize("layout", ["[N,1,h,w]", "[N,h,w]"])
