@@ -162,7 +162,6 @@ def test_label_maps_round_trip_losslessly_at_8_and_16_bits():
         png_to_label_map({"format": "png", "size": [1, 1], "data": "***"})
 
 
-
 def test_a_python_subscriber_gets_back_the_published_arrays():
     """Boxes, scores, classes, track ids, keypoints, masks and the semantic and
     panoptic maps come out of a received message as the pipeline's own types."""
