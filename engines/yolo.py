@@ -17,7 +17,6 @@ metadata), never from constants here.
 
 from __future__ import annotations
 
-import ast
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -51,16 +50,13 @@ class PostprocessConfig:
 
 def read_class_names(metadata: dict[str, str], num_classes: int) -> list[str]:
     """Class names from Ultralytics' `names` metadata, else COCO for 80 classes, else 'classN'."""
-    raw = metadata.get("names")
-    if raw:
-        try:
-            names = ast.literal_eval(raw)
-            if isinstance(names, dict):
-                return [str(names.get(i, f"class{i}")) for i in range(num_classes)]
-            if isinstance(names, (list, tuple)):
-                return [str(n) for n in names][:num_classes] + [f"class{i}" for i in range(len(names), num_classes)]
-        except (ValueError, SyntaxError):
-            log.warning("ignoring unreadable 'names' metadata")
+    names = metadata_literal(metadata, "names")
+    if isinstance(names, dict):
+        return [str(names.get(i, f"class{i}")) for i in range(num_classes)]
+    if isinstance(names, (list, tuple)):
+        return [str(n) for n in names][:num_classes] + [f"class{i}" for i in range(len(names), num_classes)]
+    if metadata.get("names"):
+        log.warning("ignoring unreadable 'names' metadata")
     if num_classes == len(COCO_CLASSES):
         return list(COCO_CLASSES)
     return [f"class{i}" for i in range(num_classes)]
