@@ -246,10 +246,8 @@ class DeviceSemanticPath(DevicePath):
             return LabelMap(self._ids_to_frame(logits, lb), self.adapter.class_names)
         if self.adapter.threshold is not None:  # one channel: background at the threshold, as `with_background`
             logits = torch.cat([torch.full_like(logits, self.adapter.threshold), logits])
-        dtype = label_dtype(int(logits.shape[0]))
-        # A uint16 map comes down as int32 (torch's uint16 lacks kernels); a uint8 one as it is.
-        labels = labels_on_device(logits, lb).to(torch.uint8 if dtype is np.uint8 else torch.int32).cpu().numpy()
-        return LabelMap(labels.astype(dtype, copy=False), self.adapter.class_names)
+        labels = _to_host(labels_on_device(logits, lb), label_dtype(int(logits.shape[0])))
+        return LabelMap(labels, self.adapter.class_names)
 
     def _ids_to_frame(self, ids: Any, lb: Letterbox) -> np.ndarray:
         """`SemanticAdapter.resize_ids` on the device: nearest pixel centre, as cv2's INTER_NEAREST_EXACT."""
@@ -259,9 +257,16 @@ class DeviceSemanticPath(DevicePath):
         ids = ids.reshape(ids.shape[-2:])
         y0, y1, x0, x1 = logit_region(tuple(ids.shape), lb)
         crop = ids[y0:y1, x0:x1].clamp(0, self.adapter.num_classes - 1).float()[None, None]  # exact below 2**24
-        dtype = label_dtype(self.adapter.num_classes)
         labels = F.interpolate(crop, size=lb.frame_hw, mode="nearest-exact")[0, 0]
-        return labels.to(torch.uint8 if dtype is np.uint8 else torch.int32).cpu().numpy().astype(dtype, copy=False)
+        return _to_host(labels, label_dtype(self.adapter.num_classes))
+
+
+def _to_host(labels: Any, dtype: type) -> np.ndarray:
+    """A device label map as a `dtype` (uint8/uint16) numpy map. A uint16 map comes
+    down as int32 (torch's uint16 lacks kernels); a uint8 one as it is."""
+    import torch
+
+    return labels.to(torch.uint8 if dtype is np.uint8 else torch.int32).cpu().numpy().astype(dtype, copy=False)
 
 
 class DeviceYoloPath(DevicePath):

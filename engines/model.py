@@ -22,7 +22,7 @@ from .device_path import device_path_for
 from .engine_cache import BuildOptions
 from .fusion import fuse_keypoints
 from .letterbox import Letterbox
-from .onnx_info import onnx_inputs_and_metadata, onnx_outputs, producer_op
+from .onnx_info import graph_io, load_onnx, producer_op
 from .rcnn import RcnnAdapter, is_rcnn
 from .semantic import SemanticAdapter, SemanticConfig, is_class_ids, semantic_output
 from .yolo import PostprocessConfig, make_adapter
@@ -55,8 +55,8 @@ def onnx_preprocess(path: str, semantic: SemanticConfig | None = None) -> Callab
 
     def preprocess(frame: Frame) -> np.ndarray:
         if not adapters:
-            inputs, metadata = onnx_inputs_and_metadata(path)
-            adapters.append(model_adapter(inputs, onnx_outputs(path), metadata, PostprocessConfig(), semantic, path))
+            inputs, outputs, metadata = graph_io(load_onnx(path))
+            adapters.append(model_adapter(inputs, outputs, metadata, PostprocessConfig(), semantic, path))
         feed, _ = adapters[0].preprocess(frame)
         return next(iter(feed.values()))
 

@@ -51,13 +51,10 @@ def onnx_inputs_and_metadata(path: str) -> tuple[list[TensorSpec], dict[str, str
     return inputs, metadata
 
 
-def onnx_outputs(path: str) -> list[TensorSpec]:
-    return graph_io(load_onnx(path))[1]
-
-
 def producer_op(path: str, output: str) -> str | None:
     """The op type of the node that computes `output` ("Sigmoid", ...), or None
-    when the onnx package is missing or the file does not say."""
+    when the file cannot be read (a model given as something other than a
+    path) or does not say."""
     try:
         model = load_onnx(path)
     except ModelError:

@@ -258,7 +258,9 @@ def make_adapter(
         raise ModelError(f"{source}: outputs not understood ({described}); expected a YOLO detect/segment/pose export")
     head = heads[0]
     _, d1, d2 = head.shape
-    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or None
+    # A pose model's keypoints per object and values per keypoint (Ultralytics' default: 17 x (x, y, visibility)).
+    kpt_shape = [int(v) for v in metadata_list(metadata, "kpt_shape") or []] or (
+        [NUM_KEYPOINTS, 3] if metadata.get("task") == "pose" else None)
     if isinstance(d1, int) and isinstance(d2, int):
         end_to_end = is_end_to_end(metadata, (d1, d2))
         channels_first = not end_to_end and _channels_first(metadata, (d1, d2), len(protos) > 0, kpt_shape, source,
@@ -285,8 +287,8 @@ def make_adapter(
         if channels_first:
             return build(YoloV8Seg, channels - 4 - NUM_MASK_COEFFICIENTS)
         return build(YoloV5Seg, channels - 5 - NUM_MASK_COEFFICIENTS)
-    if channels_first and (kpt_shape or metadata.get("task") == "pose"):
-        k, dims = kpt_shape or [NUM_KEYPOINTS, 3]
+    if channels_first and kpt_shape:
+        k, dims = kpt_shape
         if k != NUM_KEYPOINTS:
             raise ModelError(f"{source}: pose model has {k} keypoints; segstream expects the 17 COCO keypoints")
         return build(YoloV8Pose, channels - 4 - k * dims, kpt_shape=(k, dims))
@@ -306,7 +308,7 @@ def _channels_first(
     nc = names_count(metadata)
     if "task" not in metadata or nc is None:
         return head_dims[0] < head_dims[1]
-    k, dims = kpt_shape or ([NUM_KEYPOINTS, 3] if metadata.get("task") == "pose" else [0, 0])
+    k, dims = kpt_shape or (0, 0)
     expected = 4 + nc + (NUM_MASK_COEFFICIENTS if segment else k * dims)
     if head_dims[0] != expected:
         raise ModelError(f"{source}: outputs not understood ({described}); an Ultralytics {metadata['task']} export "
@@ -324,8 +326,8 @@ def _end_to_end_adapter(
     extra = columns - 6
     if segment and extra == NUM_MASK_COEFFICIENTS:
         return build(EndToEndSeg, nc)
-    if kpt_shape or metadata.get("task") == "pose":
-        k, dims = kpt_shape or [NUM_KEYPOINTS, 3]
+    if kpt_shape:
+        k, dims = kpt_shape
         if k != NUM_KEYPOINTS or extra != k * dims:
             raise ModelError(f"{source}: end-to-end pose head ({described}) does not hold the 17 COCO keypoints")
         return build(EndToEndPose, nc, kpt_shape=(k, dims))

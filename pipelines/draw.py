@@ -17,19 +17,23 @@ SKELETON = (
 KEYPOINT_MIN_CONF = 0.5
 
 
+def colors_for(keys: np.ndarray) -> np.ndarray:
+    """(N, 3) stable, well-spread BGR colours for N keys (track, class or label ids), in one conversion."""
+    hues = (np.asarray(keys, np.int64) * 47) % 180
+    hsv = np.stack([hues, np.full(len(hues), 220), np.full(len(hues), 255)], axis=-1).astype(np.uint8)[:, None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[:, 0]
+
+
 def color_for(key: int) -> tuple[int, int, int]:
-    """A stable, well-spread BGR colour per track id (or class id)."""
-    hue = (key * 47) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+    """The BGR colour of one track id (or class id)."""
+    b, g, r = colors_for(np.array([key]))[0].tolist()
+    return b, g, r
 
 
 def label_colors(count: int) -> np.ndarray:
-    """(count, 3) BGR colours for label ids, `color_for(id * 7 + 3)` in one
-    conversion; id 0 (background / unlabelled) is never drawn."""
-    hues = ((np.arange(count) * 7 + 3) * 47) % 180
-    hsv = np.stack([hues, np.full(count, 220), np.full(count, 255)], axis=-1).astype(np.uint8)[:, None]
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[:, 0]
+    """(count, 3) BGR colours for label ids, spread apart from the track colours;
+    id 0 (background / unlabelled) is never drawn."""
+    return colors_for(np.arange(count) * 7 + 3)
 
 
 def tint_labels(image: np.ndarray, labels: np.ndarray, weight: float = 0.4) -> None:

@@ -30,6 +30,7 @@ from .stats import RunStats
 
 log = logging.getLogger(__name__)
 
+
 class StageError(SegstreamError):
     """A stage raised; the message names the stage and the cause."""
 

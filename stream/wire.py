@@ -235,19 +235,14 @@ def _detections(message: Mapping[str, Any]) -> Detections:
                 keypoints[i] = np.asarray(o["keypoints"], np.float32).reshape(NUM_KEYPOINTS, 3)
     masks = None
     if any(o.get("mask") is not None for o in objects):
-        crops, origins = [], []
-        for o in objects:
-            if o.get("mask") is None:
-                crops.append(np.zeros((0, 0), bool))
-                origins.append((0, 0))
-                continue
-            dense = rle_to_mask(o["mask"])
-            if dense.shape != hw:
-                raise WireError(f"a mask of size {list(dense.shape)} in a {hw[1]}x{hw[0]} frame")
-            ys, xs = np.flatnonzero(dense.any(axis=1)), np.flatnonzero(dense.any(axis=0))
-            crops.append(dense[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1].copy() if len(ys) else np.zeros((0, 0), bool))
-            origins.append((int(xs[0]), int(ys[0])) if len(xs) else (0, 0))
-        masks = BoxMasks(crops, origins, hw)
+        dense = np.zeros((n, *hw), bool)
+        for i, o in enumerate(objects):
+            if o.get("mask") is not None:
+                mask = rle_to_mask(o["mask"])
+                if mask.shape != hw:
+                    raise WireError(f"a mask of size {list(mask.shape)} in a {hw[1]}x{hw[0]} frame")
+                dense[i] = mask
+        masks = BoxMasks.from_dense(dense)  # each cut to its own bounding box
     return Detections(boxes, scores, class_ids, masks=masks, keypoints=keypoints, track_ids=track_ids)
 
 
