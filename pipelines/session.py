@@ -155,8 +155,9 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             sinks.append(export_sink(config.export, ids))
             undo.callback(sinks[-1].close)
         if config.save:
-            fps = {s.source_id: s.fps or DEFAULT_FPS for s in sources}
-            sinks.append(per_source(config.save, ids, lambda p, sid: VideoSink(p, fps[sid], models.class_names)))
+            by_id = {s.source_id: s for s in sources}
+            sinks.append(per_source(config.save, ids, lambda p, sid: VideoSink(
+                p, by_id[sid].fps or DEFAULT_FPS, models.class_names, live=by_id[sid].is_live)))
         progress = None
         if show_progress:
             progress = _progress_bar(sources, config.max_frames)

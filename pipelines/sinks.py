@@ -101,18 +101,32 @@ class VideoSink(Sink):
 
     MP4 files are written fragmented (a key frame and a fragment every second),
     so a run that is killed outright, power cut included, still leaves a file
-    that plays up to its last second; `close()` finishes it cleanly."""
+    that plays up to its last second; `close()` finishes it cleanly.
+
+    Each frame is stamped with when it happened, so the video plays at the
+    speed of the scene however many frames the pipeline kept: a file's frame
+    by its number at the file's rate (`--realtime` skips leave gaps), a live
+    frame by its capture time (a 30 fps camera processed at 15 FPS gives a
+    video that lasts as long as the run, not half of it; a reconnect holds
+    the last picture)."""
+
+    LIVE_TIME_BASE = Fraction(1, 1000)  # capture times in milliseconds (MPEG-4 allows up to 1/65535)
 
     FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
-    def __init__(self, path: str, fps: float, class_names: Sequence[str]) -> None:
+    def __init__(self, path: str, fps: float, class_names: Sequence[str], live: bool = False) -> None:
         prepare_output(path)
         self.path = path
         self.fps = fps
         self.class_names = class_names
+        self.live = live
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._time_base = self.LIVE_TIME_BASE if live else 1 / self._rate
         self._container: Any = None
         self._stream: Any = None
         self._resized = False  # warned that frames changed size
+        self._start: float = 0.0  # the first frame's seq (files) or capture time (live)
+        self._last_pts = -1
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -120,11 +134,12 @@ class VideoSink(Sink):
         options = self.FRAGMENTED if Path(self.path).suffix.lower() in (".mp4", ".m4v", ".mov") else {}
         try:
             self._container = av.open(self.path, "w", options=options)
-            stream = self._container.add_stream("mpeg4", rate=Fraction(self.fps).limit_denominator(1001))
+            stream = self._container.add_stream("mpeg4", rate=self._rate)
         except (av.FFmpegError, ValueError) as err:
             raise OutputError(f"cannot write video {self.path}: {err}; use a .mp4 path in a writable folder") from None
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.bit_rate = 4_000_000
+        stream.codec_context.time_base = self._time_base
         stream.options = {"g": str(max(1, round(self.fps)))}  # a key frame, hence a fragment, every second
         self._stream = stream
 
@@ -133,9 +148,22 @@ class VideoSink(Sink):
 
         if self._container is None:
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
+            self._start = frame.t_mono if self.live else frame.seq
         image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels))
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+        picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+        picture.pts = self._pts(frame)
+        picture.time_base = self._time_base
+        for packet in self._stream.encode(picture):
             self._container.mux(packet)
+
+    def _pts(self, frame: Frame) -> int:
+        """The frame's time in the video's time base, always after the previous one."""
+        if self.live:
+            pts = round((frame.t_mono - self._start) / self._time_base)
+        else:
+            pts = frame.seq - int(self._start)
+        self._last_pts = max(pts, self._last_pts + 1)
+        return self._last_pts
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """The video keeps its first frame's size: an odd row or column is cut off

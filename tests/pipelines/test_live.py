@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import av
 import pytest
 
 from conftest import REPO, free_port
@@ -62,16 +63,18 @@ def test_camera_reboot_mid_run_is_published_and_survived(rtsp_server, seg_model)
 def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose_model, tmp_path):
     """A 30 fps camera into pose inference on one thread (about 10 fps here):
     frames are dropped at the entry, never queued, so capture-to-publish
-    latency at the end of the run is what it was at the start."""
+    latency at the end of the run is what it was at the start. The saved
+    video plays at the camera's speed: it lasts as long as the frames it
+    holds took to capture, not their count at 30 fps."""
     from conftest import RtspServer
 
     camera = RtspServer(video, fps=30)
     camera.start()
-    out = tmp_path / "live.jsonl"
+    out, saved = tmp_path / "live.jsonl", tmp_path / "live.mp4"
     try:
         run = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "run", "--source", camera.url, "--model", str(pose_model),
-             "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--export", str(out), "--no-progress"],
+             "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--export", str(out), "--save", str(saved), "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
         time.sleep(20)  # start-up, then about 15 s of a camera three times faster than inference
@@ -89,6 +92,10 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     assert late < 2 * early + 50, (early, late)  # no build-up
     assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
     assert "dropped: none" not in stdout  # and the drops are reported
+    with av.open(str(saved)) as container:
+        times = [float(f.time) for f in container.decode(video=0)]
+    assert len(times) == len(frames)
+    assert times[-1] == pytest.approx(frames[-1]["t_capture"] - frames[0]["t_capture"], abs=0.05)
 
 
 @pytest.mark.slow

@@ -1,21 +1,28 @@
 """The annotated video (`--save`) keeps its first frame's size and shows all
 of every later frame, even when a camera comes back from a reconnect at
-another resolution."""
+another resolution, and plays at the speed of the scene however many frames
+the pipeline kept."""
 
 from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from pipelines.sinks import VideoSink
 from stream.types import Detections, Frame
 
 
-def half_white(h: int, w: int, seq: int) -> Frame:
+def half_white(h: int, w: int, seq: int, t_mono: float = 0.0) -> Frame:
     """Black left half, white right half: cropping would lose the white."""
     image = np.zeros((h, w, 3), np.uint8)
     image[:, w // 2:] = 255
-    return Frame(image, "cam", seq, 0.0, 0.0)
+    return Frame(image, "cam", seq, 0.0, t_mono)
+
+
+def frame_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.time) for f in container.decode(video=0)]
 
 
 def test_frames_of_another_size_are_scaled_whole_into_the_video(tmp_path):
@@ -31,3 +38,27 @@ def test_frames_of_another_size_are_scaled_whole_into_the_video(tmp_path):
     assert len(decoded) == len(sizes) and all(d.shape == (240, 320, 3) for d in decoded)
     for d in decoded:  # every frame shows its white right half, scaled, not cut away
         assert d[:, :150].mean() < 30 and d[:, 170:].mean() > 225
+
+
+def test_a_live_video_lasts_as_long_as_the_camera_ran(tmp_path):
+    """A 30 fps camera processed at about 15 FPS, with a 2-second outage: each
+    frame is shown at its capture time, not squeezed to the camera's rate."""
+    path = tmp_path / "live.mp4"
+    sink = VideoSink(str(path), 30, ["person"], live=True)
+    captured = [100.0 + i / 15 for i in range(10)] + [103.0 + i / 15 for i in range(5)]
+    for seq, t in enumerate(captured):
+        sink.write(half_white(120, 160, 2 * seq, t_mono=t), Detections.concat([]), {})
+    sink.close()
+    assert frame_times(path) == pytest.approx([t - captured[0] for t in captured], abs=1e-3)
+
+
+def test_a_file_video_keeps_the_file_timing_across_skipped_frames(tmp_path):
+    """`--realtime` skips frames when behind: the saved video leaves their time
+    empty instead of playing faster."""
+    path = tmp_path / "file.mp4"
+    sink = VideoSink(str(path), 25, ["person"])
+    kept = [0, 1, 2, 5, 6, 9, 10]
+    for seq in kept:
+        sink.write(half_white(120, 160, seq, t_mono=seq * 0.001), Detections.concat([]), {})
+    sink.close()
+    assert frame_times(path) == pytest.approx([seq / 25 for seq in kept], abs=1e-3)
