@@ -51,11 +51,11 @@ def rss_mb() -> float:
 class Camera:
     """The looping RTSP camera, restartable on the same port."""
 
-    def __init__(self, video: str, fps: int) -> None:
+    def __init__(self, video: str, fps: int, width: int = 384) -> None:
         self.port = free_port()
         self.url = f"rtsp://127.0.0.1:{self.port}/stream"
         self.cmd = ["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--video", video,
-                    "--port", str(self.port), "--fps", str(fps)]
+                    "--port", str(self.port), "--fps", str(fps), "--width", str(width)]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:

@@ -251,7 +251,6 @@ class DeviceSemanticPath(DevicePath):
 
     def _ids_to_frame(self, ids: Any, lb: Letterbox) -> np.ndarray:
         """`SemanticAdapter.resize_ids` on the device: nearest pixel centre, as cv2's INTER_NEAREST_EXACT."""
-        import torch
         import torch.nn.functional as F
 
         ids = ids.reshape(ids.shape[-2:])

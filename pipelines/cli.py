@@ -73,6 +73,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait when opening a stream, and without a frame before it counts as stalled (default 10)")
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
                    help="end a live source when its connection is lost instead of reconnecting with backoff")
+    p.add_argument("--live-in-flight", type=int, dest="live_in_flight",
+                   help="a live source's frames in the pipeline at once (default 2; 1: lowest latency, fewer FPS)")
     p.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"],
                    help="auto (default): TensorRT, then torch on CUDA, then onnxruntime (CUDA, then CPU)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
@@ -208,7 +210,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

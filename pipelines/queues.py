@@ -42,8 +42,10 @@ class StageQueue:
         self._abort = abort
         self._cond = threading.Condition()
 
-    def put(self, item: Any, policy: str = "block", key: Any = None) -> None:
-        """Append `item`; `key` identifies the producer for the `latest` policy."""
+    def put(self, item: Any, policy: str = "block", key: Any = None) -> int:
+        """Append `item`; `key` identifies the producer for the `latest` policy.
+        Returns how many queued items it replaced."""
+        stale: list[Any] = []
         with self._cond:
             if policy == "latest":
                 stale = [queued for queued in self._items if getattr(queued, "key", None) == key]
@@ -56,6 +58,7 @@ class StageQueue:
                 self._cond.wait(POLL_S)
             self._items.append(item)
             self._cond.notify_all()
+        return len(stale)
 
     def get(self, timeout: float | None = None) -> Any:
         """The oldest item; `EMPTY` if `timeout` seconds pass without one."""

@@ -86,6 +86,7 @@ class Pipeline:
         panoptic: Callable[[LabelMap, Detections], PanopticMap] | None = None,
         batch: int = 1,
         batch_wait_ms: float = 5.0,
+        live_in_flight: int = 2,
     ) -> None:
         self.sources = list(sources)
         self.models = models
@@ -115,6 +116,9 @@ class Pipeline:
         self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
+        # A live source takes its next frame only when fewer than `live_in_flight`
+        # of its frames are inside; see `_capture`.
+        self._in_flight = {s.source_id: threading.Semaphore(live_in_flight) for s in self.sources if s.is_live}
 
     # ---- control -------------------------------------------------------------------------
 
@@ -203,18 +207,22 @@ class Pipeline:
         """Reads one source; the last capture thread to finish ends the stream."""
         out = self._queues["preprocess"]
         policy = "latest" if source.is_live else "block"
+        slots = self._in_flight.get(source.source_id)
         stats = self.stats.stages["capture"]
         taken = 0
         frames = iter(source)
         try:
             while not (self._stop.is_set() or self._abort.is_set()):
+                if slots is not None and not slots.acquire(timeout=POLL_S):
+                    continue  # a live source's frames are all inside: its next one would only wait
                 t = time.perf_counter()
                 frame = next(frames, None)
                 if frame is None:
                     break
                 # Time to get a frame: decoding for files, waiting too for live sources.
                 stats.add((time.perf_counter() - t) * 1000.0)
-                out.put(Packet(frame), policy, frame.source_id)
+                for _ in range(out.put(Packet(frame), policy, frame.source_id)):
+                    slots.release()  # a live frame replaced in the queue is out
                 taken += 1
                 if self.max_frames is not None and taken >= self.max_frames:
                     break
@@ -395,6 +403,8 @@ class Pipeline:
                 maps = packet.panoptic.segment_ids if packet.panoptic else packet.semantic.labels if packet.semantic else None
                 for sink in self.sinks:
                     sink.write(frame, dets, message, maps)
+                if frame.source_id in self._in_flight:
+                    self._in_flight[frame.source_id].release()
                 stats.add((time.perf_counter() - t) * 1000.0)
                 self.stats.frames += 1
                 self._last_seq[frame.source_id] = frame.seq

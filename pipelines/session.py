@@ -33,7 +33,7 @@ from tracking.sort import Sort
 
 from .config import BuildFileConfig, RunConfig, TrackerConfig
 from .runner import Pipeline
-from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source
+from .sinks import BackgroundSink, PublishSink, Sink, VideoSink, export_sink, per_source
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,8 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             undo.callback(sinks[-1].close)
         if config.save:
             by_id = {s.source_id: s for s in sources}
-            sinks.append(per_source(config.save, ids, lambda p, sid: VideoSink(
-                p, by_id[sid].fps or DEFAULT_FPS, models.class_names, live=by_id[sid].is_live)))
+            sinks.append(per_source(config.save, ids, lambda p, sid: BackgroundSink(VideoSink(
+                p, by_id[sid].fps or DEFAULT_FPS, models.class_names, live=by_id[sid].is_live), f"save-{sid}")))
         progress = None
         if show_progress:
             progress = _progress_bar(sources, config.max_frames)
@@ -170,6 +170,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             panoptic=make_panoptic(config, models),
             batch=config.batch,
             batch_wait_ms=config.batch_wait_ms,
+            live_in_flight=config.live_in_flight,
         )
         undo.pop_all()
     return pipeline, progress

@@ -135,9 +135,14 @@ def semantic_payload(semantic: LabelMap) -> dict[str, Any]:
 
 
 def panoptic_payload(panoptic: PanopticMap) -> dict[str, Any]:
+    """The segment map goes as an 8-bit PNG while every id fits (a frame rarely
+    holds 255 segments): half the bytes and half the encoding time of 16 bits."""
     segments = [{"id": s.id, "category": s.category, "isthing": s.isthing, "area": s.area, "track_id": s.track_id}
                 for s in panoptic.segments]
-    return {**label_map_to_png(panoptic.segment_ids), "segments": segments}
+    ids = panoptic.segment_ids
+    if max((s.id for s in panoptic.segments), default=0) < 256:
+        ids = ids.astype(np.uint8)
+    return {**label_map_to_png(ids), "segments": segments}
 
 
 def frame_message(
@@ -258,7 +263,7 @@ def panoptic_from_message(message: Mapping[str, Any]) -> PanopticMap | None:
     if payload is None:
         return None
     segments = [Segment(s["id"], s["category"], s["isthing"], s["area"], s.get("track_id")) for s in payload["segments"]]
-    return PanopticMap(png_to_label_map(payload), segments)
+    return PanopticMap(png_to_label_map(payload).astype(np.uint16, copy=False), segments)
 
 
 def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:

@@ -63,7 +63,9 @@ def test_camera_reboot_mid_run_is_published_and_survived(rtsp_server, seg_model)
 def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose_model, tmp_path):
     """A 30 fps camera into pose inference on one thread (about 10 fps here):
     frames are dropped at the entry, never queued, so capture-to-publish
-    latency at the end of the run is what it was at the start. The saved
+    latency at the end of the run is what it was at the start, and no more
+    than two of the camera's frames are inside at once (`--live-in-flight`):
+    when a frame is published, at most two later ones had been captured. The saved
     video plays at the camera's speed: it lasts as long as the frames it
     holds took to capture, not their count at 30 fps."""
     from conftest import RtspServer
@@ -92,6 +94,9 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     assert late < 2 * early + 50, (early, late)  # no build-up
     assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
     assert "dropped: none" not in stdout  # and the drops are reported
+    captured = [f["t_capture"] for f in frames]
+    behind = [sum(t < f["t_publish"] for t in captured[i + 1:]) for i, f in enumerate(frames)]
+    assert max(behind) <= 2, behind  # filling the stage queues instead held 4 or 5
     with av.open(str(saved)) as container:
         times = [float(f.time) for f in container.decode(video=0)]
     assert len(times) == len(frames)

@@ -1,6 +1,7 @@
 """The wire format must round-trip exactly and reject anything malformed with a
 clean WireError, never a crash in the subscriber."""
 
+import base64
 import json
 
 import numpy as np
@@ -184,6 +185,22 @@ def test_a_python_subscriber_gets_back_the_published_arrays():
     assert np.array_equal(sem.labels, labels) and sem.class_names == semantic.class_names
     pan = panoptic_from_message(received)
     assert np.array_equal(pan.segment_ids, panoptic.segment_ids) and pan.segments == panoptic.segments
+    assert pan.segment_ids.dtype == np.uint16
+
+
+def test_panoptic_maps_go_as_8_bit_png_while_ids_fit_and_16_bit_beyond():
+    """A few segments (the usual frame) cost an 8-bit PNG; segment 300 still
+    arrives as 300. Either way the subscriber gets uint16 ids."""
+    frame, dets = sample()
+    for top, depth in ((7, 8), (300, 16)):
+        ids = np.zeros((48, 64), np.uint16)
+        ids[10:30, 5:50] = top
+        panoptic = PanopticMap(ids, [Segment(top, "sky", False, int((ids == top).sum()), None)])
+        message = decode(encode(frame_message(frame, dets, ["person"], panoptic=panoptic)))
+        png = base64.b64decode(message["panoptic"]["data"])
+        assert png[24] == depth  # the PNG header's bit depth
+        got = panoptic_from_message(message)
+        assert got.segment_ids.dtype == np.uint16 and np.array_equal(got.segment_ids, ids)
 
 
 def test_a_message_without_masks_keypoints_tracks_or_maps_gives_none_for_them():
