@@ -45,7 +45,7 @@ DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or rtsp/http URL")
+    p.add_argument("--source", action="append", help="video file, image folder/glob, webcam index or /dev/video* path, or rtsp/http URL")
     p.add_argument("--sources-file", dest="sources_file", help="a text file with one source per line (many cameras)")
     p.add_argument("--model", action="append", help="ONNX model (repeat to run a segmentation and a pose model)")
     p.add_argument("--tracker", choices=["auto", "sort", "byte", "deepsort", "none"],

@@ -6,7 +6,7 @@ Two policies, chosen by the kind of source:
   at its own pace. With `realtime=True` a file is paced at its native FPS and
   frames are skipped (and counted) when the consumer falls behind, which is
   how a file stands in for a live camera.
-- *Live* sources (webcam index, rtsp/http URLs) are read by a thread that
+- *Live* sources (webcam index or device path, rtsp/http URLs) are read by a thread that
   keeps only the freshest frame. A slow consumer sees gaps in `Frame.seq`
   and a growing `dropped` count, never growing latency.
 """
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 GLOB_CHARS = "*?["
+V4L2_DEVICE_PREFIXES = ("/dev/video", "/dev/v4l/")  # Linux cameras by device path
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,8 @@ def open_source(
     source_id = source_id or default_source_id(spec)
     kind = source_kind(spec)
     if kind == "webcam":
-        opener = partial(cv2.VideoCapture, int(spec))
+        # A device path (/dev/v4l/by-id/..., stable across reboots, unlike indices) goes to V4L2 by name.
+        opener = partial(cv2.VideoCapture, int(spec)) if spec.isdigit() else partial(cv2.VideoCapture, spec, cv2.CAP_V4L2)
         problem = f"cannot open webcam {spec}: no such camera or it is busy; list cameras with `v4l2-ctl --list-devices`"
         return _open_live(opener, source_id, f"webcam {spec}", timeout, reconnect, wait_for_live, problem)
     if kind == "stream":
@@ -387,9 +389,10 @@ def open_source(
 
 
 def source_kind(spec: str) -> str:
-    """What a `--source` spec names: "webcam" (an index), "stream" (a URL),
-    "glob" (a pattern of image files) or "path" (a video, image or folder)."""
-    if spec.isdigit():
+    """What a `--source` spec names: "webcam" (an index or a V4L2 device path),
+    "stream" (a URL), "glob" (a pattern of image files) or "path" (a video,
+    image or folder)."""
+    if spec.isdigit() or spec.startswith(V4L2_DEVICE_PREFIXES):
         return "webcam"
     if "://" in spec:
         return "stream"
@@ -414,11 +417,13 @@ def local_path(spec: str) -> Path | None:
 
 
 def default_source_id(spec: str) -> str:
-    """A short, topic-safe id: the file stem, 'cam0', or the URL's host and path."""
+    """A short, topic-safe id: the file stem, 'cam0', the device's name, or the URL's host and path."""
     kind = source_kind(spec)
-    if kind == "webcam":
+    if spec.isdigit():
         return f"cam{spec}"
-    if kind == "stream":
+    if kind == "webcam":
+        raw = Path(spec).name  # video0, usb-Logitech_HD_Webcam_C270-video-index0
+    elif kind == "stream":
         parsed = stream_url(spec)
         raw = (parsed.hostname or "") + parsed.path
     else:

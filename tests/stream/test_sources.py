@@ -12,7 +12,7 @@ import pytest
 
 from conftest import free_port
 from stream.errors import SourceError
-from stream.sources import LiveSource, VideoFileSource, open_source
+from stream.sources import LiveSource, VideoFileSource, default_source_id, open_source, source_kind
 
 
 def test_video_file_yields_every_frame_in_order(video):
@@ -61,6 +61,7 @@ def test_image_folder_and_glob(tmp_path):
         (lambda tmp: "rtsp://[fe80::1/stream", "malformed source URL rtsp://\\[fe80::1/stream: Invalid IPv6 URL"),
         (lambda tmp: f"rtsp://127.0.0.1:{free_port()}/stream", "cannot open stream"),
         (lambda tmp: "97", "cannot open webcam 97"),
+        (lambda tmp: "/dev/video97", "cannot open webcam /dev/video97: no such camera"),
     ],
 )
 def test_bad_sources_give_one_line_errors(tmp_path, spec_fn, match):
@@ -68,6 +69,15 @@ def test_bad_sources_give_one_line_errors(tmp_path, spec_fn, match):
         src = open_source(spec_fn(tmp_path), timeout=3)
         list(src)
     assert "\n" not in str(info.value)
+
+
+def test_cameras_by_device_path_are_live_and_named_after_the_device():
+    """/dev/v4l/by-id paths survive reboots and replugging, where indices
+    shuffle: they are cameras (freshest frame, reconnects), not files."""
+    by_id = "/dev/v4l/by-id/usb-Logitech_HD_Webcam_C270-video-index0"
+    assert source_kind(by_id) == source_kind("/dev/video2") == source_kind("0") == "webcam"
+    assert default_source_id(by_id) == "usb-Logitech_HD_Webcam_C270-video-index0"
+    assert default_source_id("/dev/video2") == "video2" and default_source_id("0") == "cam0"
 
 
 @pytest.fixture
