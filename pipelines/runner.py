@@ -118,9 +118,10 @@ class Pipeline:
         self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
-        # A live source takes its next frame only when fewer than `live_in_flight`
-        # of its frames are inside; see `_capture`.
-        self._in_flight = {s.source_id: threading.Semaphore(live_in_flight) for s in self.sources if s.is_live}
+        # A live source (or a file played in real time) takes its next frame only
+        # when fewer than `live_in_flight` of its frames are inside; see `_capture`.
+        self._in_flight = {s.source_id: threading.Semaphore(live_in_flight)
+                           for s in self.sources if s.is_live or s.realtime}
 
     # ---- control -------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ class Source:
 
     source_id: str
     is_live: bool = False
+    realtime: bool = False  # a file paced at its FPS, skipping frames when behind, as a camera would
     fps: float | None = None
     frame_count: int | None = None
     reconnects: int = 0

@@ -144,3 +144,32 @@ def test_a_dead_camera_among_several_does_not_stop_the_others(rtsp_server, video
     assert [m["status"] for m in second if m["type"] == "status"][:1] == ["reconnecting"]
     assert sum(m["type"] == "frame" for m in second) >= 5
     assert run.returncode == 130
+
+
+@pytest.mark.slow
+def test_a_file_played_in_real_time_is_admitted_like_a_camera(video, pose_model, tmp_path):
+    """`--realtime` stands in for a camera: a 30 fps file into pose inference
+    on one thread skips frames at the source and, like a camera, has at most
+    two frames inside at once, so latency stays near one frame's processing
+    instead of a queue-full of them."""
+    import cv2
+
+    fast = tmp_path / "fast.avi"
+    cap, out = cv2.VideoCapture(str(video)), None
+    for _ in range(150):  # 5 s at 30 fps
+        ok, image = cap.read()
+        out = out or cv2.VideoWriter(str(fast), cv2.VideoWriter_fourcc(*"MJPG"), 30, image.shape[1::-1])
+        out.write(image)
+    out.release()
+    export = tmp_path / "rt.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(fast), "--realtime", "--model", str(pose_model),
+         "--threads", "1", "--infer-workers", "1", "--export", str(export), "--no-progress"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    frames = [json.loads(line) for line in export.read_text().splitlines()]
+    assert 5 <= len(frames) < 150 and "dropped: source fast" in run.stdout
+    captured = [f["t_capture"] for f in frames]
+    behind = [sum(t < f["t_publish"] for t in captured[i + 1:]) for i, f in enumerate(frames)]
+    assert max(behind) <= 1, behind  # read when a slot frees: one frame waits, no more
