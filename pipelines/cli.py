@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--count", type=int, help="exit after N messages")
     subscribe.add_argument("--source", action="append", help="only these source ids")
     subscribe.add_argument("--timeout", type=float, help="exit with status 1 after this many seconds without a message")
+    subscribe.add_argument("--latest", action="store_true",
+                           help="a slow reader gets each source's newest frame, skipping older ones (never status/eos)")
     subscribe.add_argument("--curve-server-key", dest="curve_server_key", help="the publisher's public key (NAME.key)")
     subscribe.add_argument("--curve-secret", dest="curve_secret", help="this subscriber's secret key (NAME.key_secret)")
     _common(subscribe)
@@ -264,7 +266,7 @@ def run(config: RunConfig) -> RunStats:
 def cmd_subscribe(args: argparse.Namespace) -> int:
     received = 0
     with Subscriber(args.endpoint, args.source, curve_server_key=args.curve_server_key,
-                    curve_secret=args.curve_secret) as sub:
+                    curve_secret=args.curve_secret, latest=args.latest) as sub:
         while args.count is None or received < args.count:
             try:
                 message = sub.recv(timeout=args.timeout)

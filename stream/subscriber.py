@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Iterable, Iterator
 
 import zmq
@@ -19,6 +20,13 @@ class Subscriber:
     the publisher side for TCP); None receives every source. With
     `curve_server_key` (the publisher's NAME.key) and `curve_secret` (this
     client's NAME.key_secret) the connection is CURVE-encrypted (stream.security).
+
+    With `latest=True`, a consumer slower than the publisher (a robot's control
+    loop) gets each source's newest frame instead of working through a backlog
+    that only grows older: `recv` reads what has arrived and skips the frames
+    that a newer frame of the same source has superseded (counted in
+    `skipped`). Status and end-of-stream messages are never skipped and keep
+    their order.
     """
 
     def __init__(
@@ -28,7 +36,12 @@ class Subscriber:
         hwm: int = 1000,
         curve_server_key: str | None = None,
         curve_secret: str | None = None,
+        latest: bool = False,
     ) -> None:
+        self.latest = latest
+        self.hwm = hwm
+        self.skipped = 0
+        self._pending: collections.deque[dict[str, Any]] = collections.deque()
         address, bind = parse_endpoint(endpoint, default_bind=False)
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB)
@@ -53,9 +66,26 @@ class Subscriber:
 
     def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Next message, or None after `timeout` seconds. Raises WireError on a malformed message."""
-        if timeout is not None and not self._sock.poll(int(timeout * 1000)):
-            return None
-        return decode(self._sock.recv_multipart())
+        if not self._pending:
+            if timeout is not None and not self._sock.poll(int(timeout * 1000)):
+                return None
+            self._pending.append(decode(self._sock.recv_multipart()))
+        if self.latest:
+            self._keep_newest()
+        return self._pending.popleft()
+
+    def _keep_newest(self) -> None:
+        """Read what has arrived (at most a high-water mark's worth, so a fast
+        publisher cannot keep this loop going) and drop superseded frames."""
+        for _ in range(self.hwm):
+            try:
+                self._pending.append(decode(self._sock.recv_multipart(zmq.NOBLOCK)))
+            except zmq.Again:
+                break
+        newest = {m["source"]: i for i, m in enumerate(self._pending) if m["type"] == "frame"}
+        kept = [m for i, m in enumerate(self._pending) if m["type"] != "frame" or newest[m["source"]] == i]
+        self.skipped += len(self._pending) - len(kept)
+        self._pending = collections.deque(kept)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:

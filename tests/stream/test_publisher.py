@@ -90,3 +90,28 @@ def test_port_in_use_is_a_one_line_error():
 def test_bad_endpoint_is_rejected():
     with pytest.raises(PublishError, match="bad ZeroMQ endpoint"):
         Publisher("127.0.0.1:5555")
+
+
+def test_a_slow_subscriber_with_latest_gets_the_newest_frame_and_every_status():
+    """A robot that reads slower than frames come wants the present, not a
+    backlog: superseded frames are skipped per source, while status and
+    end-of-stream messages all arrive, in order."""
+    from stream.wire import status_message
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Publisher(endpoint) as pub, Subscriber(endpoint, latest=True) as sub:
+        time.sleep(0.3)
+        for seq in range(30):
+            pub.publish(message("cam0", seq))
+            pub.publish(message("cam1", seq))
+            if seq == 10:
+                pub.publish(status_message("cam0", "stalled", "no frame for 3 s", seq, time.time(), 0))
+        pub.publish(eos_message("cam1", 29, 30))
+        time.sleep(0.5)  # everything has arrived while the subscriber was busy
+        got = []
+        while (msg := sub.recv(timeout=0.5)) is not None:
+            got.append(msg)
+    frames = {m["source"]: m["seq"] for m in got if m["type"] == "frame"}
+    assert frames == {"cam0": 29, "cam1": 29} and len(got) == 4  # one frame per source
+    assert [m["type"] for m in got if m["type"] != "frame"] == ["status", "eos"]
+    assert sub.skipped == 58
