@@ -3,6 +3,7 @@ stream, and a one-line error for anything that cannot be opened."""
 
 import functools
 import http.server
+import itertools
 import threading
 import time
 
@@ -102,3 +103,42 @@ def test_http_stream_is_live_and_keeps_freshest_frame(http_video):
         assert second.seq > first.seq + 1
         assert src.dropped > 0
         assert second.image.shape == (576, 768, 3)
+
+
+class MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """An IP camera's MJPEG stream, as many serve it: JPEG after JPEG in one
+    endless multipart/x-mixed-replace HTTP response, 20 a second."""
+
+    frames: list[bytes] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        for i in itertools.count():
+            jpeg = self.frames[i % len(self.frames)]
+            part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n"
+            try:
+                self.wfile.write(part)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            time.sleep(0.05)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_mjpeg_ip_camera_over_http_is_read_live(video):
+    cap = cv2.VideoCapture(str(video))
+    MjpegCamera.frames = [cv2.imencode(".jpg", cap.read()[1])[1].tobytes() for _ in range(10)]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MjpegCamera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with open_source(f"http://127.0.0.1:{server.server_address[1]}/video.mjpg", timeout=5) as src:
+            assert src.is_live
+            frames = list(itertools.islice(src, 5))
+    finally:
+        server.shutdown()
+    assert [f.image.shape for f in frames] == [(576, 768, 3)] * 5
+    assert [f.seq for f in frames] == sorted({f.seq for f in frames})
