@@ -118,10 +118,13 @@ class Pipeline:
         self._camera_motion: dict[str, Any] = {}
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
-        # A live source (or a file played in real time) takes its next frame only
-        # when fewer than `live_in_flight` of its frames are inside; see `_capture`.
-        self._in_flight = {s.source_id: threading.Semaphore(live_in_flight)
-                           for s in self.sources if s.is_live or s.realtime}
+        # Live sources (and files played in real time) share `live_in_flight` places
+        # (batches, with `batch`) inside the pipeline, each source at least one; a
+        # source takes its next frame only when it has a place free (see `_capture`).
+        # Each its own: a dead camera waiting for a frame never blocks the others.
+        paced = [s.source_id for s in self.sources if s.is_live or s.realtime]
+        per_source = max(1, -(-live_in_flight * batch // max(len(paced), 1)))
+        self._in_flight = {sid: threading.Semaphore(per_source) for sid in paced}
 
     # ---- control -------------------------------------------------------------------------
 
