@@ -74,7 +74,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
                    help="end a live source when its connection is lost instead of reconnecting with backoff")
     p.add_argument("--live-in-flight", type=int, dest="live_in_flight",
-                   help="a live source's frames in the pipeline at once (default 2; 1: lowest latency, fewer FPS)")
+                   help="live frames in the pipeline at once, shared by live sources (default 2; 1: lowest latency, fewer FPS)")
     p.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"],
                    help="auto (default): TensorRT, then torch on CUDA, then onnxruntime (CUDA, then CPU)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

@@ -107,8 +107,9 @@ class RunConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)
     queue_size: int = Field(2, ge=1)
-    # A live source's frames inside the pipeline at once: 2 keeps every stage busy
-    # at half the latency of filling the queues; 1 is the lowest latency, fewer FPS.
+    # Live frames (batches) inside the pipeline at once, shared by the live sources, each
+    # at least one: 2 keeps every stage busy at half the latency of filling the queues;
+    # 1 is the lowest latency, fewer FPS.
     live_in_flight: int = Field(2, ge=1)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout: float = Field(10.0, gt=0)
