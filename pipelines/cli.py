@@ -66,6 +66,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publish", help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 (prefix > to connect)")
     p.add_argument("--save", help="write an annotated video (.mp4)")
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
+    p.add_argument("--segment-minutes", type=float, dest="segment_minutes",
+                   help="cut --save and --export into parts of this many minutes (live: named by UTC start time)")
     p.add_argument("--max-frames", type=int, dest="max_frames")
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
@@ -211,7 +213,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export",
+    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export", "segment_minutes",
             "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}

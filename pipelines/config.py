@@ -95,6 +95,7 @@ class RunConfig(BaseModel):
     health_stall: float = Field(30.0, gt=0)
     save: str | None = None
     export: str | None = None
+    segment_minutes: float | None = Field(None, gt=0)  # cut --save and --export into parts this long
     max_frames: int | None = Field(None, ge=1)
     realtime: bool = False
     backend: Literal["auto", "tensorrt", "torch", "onnxruntime"] = "auto"

@@ -33,7 +33,7 @@ from tracking.sort import Sort
 
 from .config import BuildFileConfig, RunConfig, TrackerConfig
 from .runner import Pipeline
-from .sinks import BackgroundSink, PublishSink, Sink, VideoSink, export_sink, per_source
+from .sinks import BackgroundSink, PublishSink, Sink, VideoSink, export_sink, per_source, segmented
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,19 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
                                   curve_clients=config.curve_clients)
             sinks.append(PublishSink(publisher))
             undo.callback(sinks[-1].close)
-        ids = [s.source_id for s in sources]
+        live = {s.source_id: s.is_live for s in sources}
+        segment_s = config.segment_minutes * 60 if config.segment_minutes else None
         if config.export:
-            sinks.append(export_sink(config.export, ids))
+            sinks.append(export_sink(config.export, live, segment_s))
             undo.callback(sinks[-1].close)
         if config.save:
-            by_id = {s.source_id: s for s in sources}
-            sinks.append(per_source(config.save, ids, lambda p, sid: BackgroundSink(VideoSink(
-                p, by_id[sid].fps or DEFAULT_FPS, models.class_names, live=by_id[sid].is_live), f"save-{sid}")))
+            fps = {s.source_id: s.fps or DEFAULT_FPS for s in sources}
+
+            def video(path: str, sid: str) -> Sink:
+                return BackgroundSink(segmented(path, segment_s, live[sid], lambda part: VideoSink(
+                    part, fps[sid], models.class_names, live=live[sid])), f"save-{sid}")
+
+            sinks.append(per_source(config.save, list(live), video))
         progress = None
         if show_progress:
             progress = _progress_bar(sources, config.max_frames)

@@ -10,6 +10,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -253,6 +254,58 @@ class BackgroundSink(Sink):
         self._raise_error()
 
 
+class SegmentedSink(Sink):
+    """One output cut into parts of `seconds` each, so a service that runs for
+    weeks leaves files that can be opened, moved and deleted one by one
+    instead of one that grows without end.
+
+    Live sources are cut on the wall clock at multiples of `seconds` (every
+    10 minutes: at :00, :10, ...) and each part is named after the UTC time
+    it starts, `out-20261126T021000Z.mp4`; files are cut on their own time and
+    parts numbered, `out-part0001.mp4` (the second `seconds` of the video). A
+    part opens at its first frame, so a camera that is down leaves no empty
+    file; parts never go back, even when several sources share the output."""
+
+    def __init__(self, path: str, seconds: float, live: bool, make: Callable[[str], Sink]) -> None:
+        self.path = Path(path)
+        self.seconds = seconds
+        self.live = live
+        self.make = make
+        self._sink: Sink | None = None
+        self._part = -1
+
+    def part_path(self, part: int) -> str:
+        if self.live:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(part * self.seconds))
+            return str(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))
+        return str(self.path.with_name(f"{self.path.stem}-part{part:04d}{self.path.suffix}"))
+
+    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
+        t = frame.t_capture if self.live or frame.pts is None else frame.pts
+        part = int(t // self.seconds)
+        if part > self._part or self._sink is None:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+            self._part = max(part, self._part)
+            self._sink = self.make(self.part_path(self._part))
+            log.info("writing %s", self.part_path(self._part))
+        self._sink.write(frame, dets, message, labels)
+
+    def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
+        if self._sink is not None:
+            self._sink.end_source(source_id, last_seq, frames)
+
+    def status(self, message: dict[str, Any]) -> None:
+        if self._sink is not None:
+            self._sink.status(message)
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+
 class PerSourceSink(Sink):
     """One file per source (`out-cam0.mp4`, `out-cam1.mp4`) for formats that
     cannot mix sources: videos (frame sizes differ) and MOTChallenge text."""
@@ -283,8 +336,14 @@ def per_source(path: str, source_ids: Sequence[str], make: Callable[[str, str], 
     return PerSourceSink(sinks)
 
 
-def export_sink(path: str, source_ids: Sequence[str]) -> Sink:
-    """JSON lines carry the source in each message; MOTChallenge files get one per source."""
+def segmented(path: str, seconds: float | None, live: bool, make: Callable[[str], Sink]) -> Sink:
+    """`make(path)`, or with `seconds` a `SegmentedSink` of such parts."""
+    return SegmentedSink(path, seconds, live, make) if seconds else make(path)
+
+
+def export_sink(path: str, live: dict[str, bool], segment_s: float | None = None) -> Sink:
+    """JSON lines carry the source in each message; MOTChallenge files get one per source.
+    `live` says of each source id whether it is live (how parts are cut)."""
     if path.endswith(".jsonl"):
-        return JsonlSink(path)
-    return per_source(path, source_ids, lambda p, _sid: MotSink(p))
+        return segmented(path, segment_s, any(live.values()), JsonlSink)
+    return per_source(path, list(live), lambda p, sid: segmented(p, segment_s, live[sid], MotSink))

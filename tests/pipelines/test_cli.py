@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -71,6 +72,21 @@ def test_export_mot_txt_without_tracker_has_no_ids(video, seg_model, tmp_path):
     assert run.returncode == 0, run.stderr
     objects = [o for line in jsonl.read_text().splitlines() for o in json.loads(line)["objects"]]
     assert objects and all(o["track_id"] is None for o in objects)
+
+
+def test_segment_minutes_cuts_the_video_and_export_into_parts(video, seg_model, tmp_path):
+    """`--segment-minutes 0.025` (1.5 s) on 35 frames of a 10 fps file: three
+    parts of each output, each a whole video, every frame in exactly one."""
+    run = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 35, "--segment-minutes", 0.025,
+                    "--save", tmp_path / "out.mp4", "--export", tmp_path / "out.jsonl")
+    assert run.returncode == 0, run.stderr
+    videos, exports = sorted(tmp_path.glob("out-part*.mp4")), sorted(tmp_path.glob("out-part*.jsonl"))
+    assert [p.name for p in videos] == ["out-part0000.mp4", "out-part0001.mp4", "out-part0002.mp4"]
+    seqs = [[json.loads(line)["seq"] for line in p.read_text().splitlines()] for p in exports]
+    assert seqs == [list(range(15)), list(range(15, 30)), list(range(30, 35))]
+    for path, part in zip(videos, seqs):
+        with av.open(str(path)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == len(part)
 
 
 def test_two_sources_keep_their_own_topics_and_track_ids(video, seg_model, tmp_path):

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.sinks import BackgroundSink, Sink, VideoSink
+from pipelines.sinks import BackgroundSink, JsonlSink, SegmentedSink, Sink, VideoSink
 from stream.types import Detections, Frame
 
 
@@ -101,3 +101,32 @@ def test_a_failure_in_a_background_sink_reaches_the_pipeline_once_and_close_stil
             sink.write(half_white(8, 8, seq), Detections.concat([]), {})
     sink.close()  # the error was reported already: closing finishes quietly
     assert inner.seen == [0, 1, 2] and inner.closed
+
+
+def test_a_live_output_is_cut_on_the_clock_into_parts_named_by_utc_start(tmp_path):
+    """A camera recorded with 10-minute parts: a part per wall-clock period,
+    named by its UTC start, each a whole video; a camera down for a whole
+    period leaves no empty file."""
+    sink = SegmentedSink(str(tmp_path / "cam.mp4"), 600, True, lambda p: VideoSink(p, 30, ["person"], live=True))
+    start = 1795651200.0  # 2026-11-26T00:00:00Z
+    times = [start + 590 + i for i in range(15)] + [start + 1900, start + 1901]  # then down from 00:10:05 to 00:31:40
+    for seq, t in enumerate(times):
+        frame = half_white(120, 160, seq, t_mono=t)
+        frame.t_capture = t
+        sink.write(frame, Detections.concat([]), {})
+    sink.close()
+    parts = sorted(p.name for p in tmp_path.iterdir())
+    assert parts == ["cam-20261126T000000Z.mp4", "cam-20261126T001000Z.mp4", "cam-20261126T003000Z.mp4"]
+    assert [len(frame_times(tmp_path / p)) for p in parts] == [10, 5, 2]
+
+
+def test_a_file_output_is_cut_on_the_file_time_into_numbered_parts(tmp_path):
+    sink = SegmentedSink(str(tmp_path / "tracks.jsonl"), 2.0, False, JsonlSink)
+    for seq in range(50):  # 5 s of a 10 fps file
+        frame = half_white(8, 8, seq)
+        frame.pts = seq / 10
+        sink.write(frame, Detections.concat([]), {"seq": seq})
+    sink.close()
+    lines = {p.name: p.read_text().splitlines() for p in sorted(tmp_path.iterdir())}
+    assert {name: len(rows) for name, rows in lines.items()} == {
+        "tracks-part0000.jsonl": 20, "tracks-part0001.jsonl": 20, "tracks-part0002.jsonl": 10}
