@@ -33,7 +33,7 @@ from tracking.sort import Sort
 
 from .config import BuildFileConfig, RunConfig, TrackerConfig
 from .runner import Pipeline
-from .sinks import BackgroundSink, PublishSink, Sink, VideoSink, export_sink, per_source, segmented
+from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source, segmented
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
             fps = {s.source_id: s.fps or DEFAULT_FPS for s in sources}
 
             def video(path: str, sid: str) -> Sink:
-                return BackgroundSink(segmented(path, segment_s, live[sid], lambda part: VideoSink(
-                    part, fps[sid], models.class_names, live=live[sid])), f"save-{sid}")
+                return segmented(path, segment_s, live[sid], lambda part: VideoSink(
+                    part, fps[sid], models.class_names, live=live[sid]))
 
             sinks.append(per_source(config.save, list(live), video))
         progress = None

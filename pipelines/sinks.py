@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -202,56 +199,6 @@ class VideoSink(Sink):
                 self._container.mux(packet)
             self._container.close()
             self._container = None
-
-
-class BackgroundSink(Sink):
-    """Another sink's work on a thread of its own, in order, so a slow sink
-    (annotating and encoding a 1080p video frame takes 10-20 ms) overlaps the
-    publishing of the next frames instead of delaying them. The queue is
-    short and blocking: a sink that falls behind slows the pipeline down (a
-    file never loses a frame) instead of holding frames in memory. A failure
-    inside is raised by the next call, and by `close()`."""
-
-    def __init__(self, sink: Sink, name: str, depth: int = 4) -> None:
-        self.sink = sink
-        self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._reported = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (call := self._calls.get()) is not None:
-            if self._error is None:  # after a failure, calls are drained, not run
-                try:
-                    call()
-                except BaseException as err:  # noqa: BLE001 - handed to the pipeline's thread
-                    self._error = err
-
-    def _submit(self, call: Callable[[], None]) -> None:
-        self._raise_error()
-        self._calls.put(call)
-
-    def _raise_error(self) -> None:
-        if self._error is not None and not self._reported:
-            self._reported = True
-            raise self._error
-
-    def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
-        self._submit(partial(self.sink.write, frame, dets, message, labels))
-
-    def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
-        self._submit(partial(self.sink.end_source, source_id, last_seq, frames))
-
-    def status(self, message: dict[str, Any]) -> None:
-        self._submit(partial(self.sink.status, message))
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._calls.put(None)
-            self._thread.join()
-        self.sink.close()
-        self._raise_error()
 
 
 class SegmentedSink(Sink):
