@@ -89,6 +89,15 @@ def test_segment_minutes_cuts_the_video_and_export_into_parts(video, seg_model, 
             assert sum(1 for _ in container.decode(video=0)) == len(part)
 
 
+def test_more_inference_workers_than_live_places_is_pointed_out(video, seg_model):
+    """Three workers on a live (here: real-time) source with two places inside
+    would leave one idle: the run says which flag fixes it."""
+    run = segstream("run", "--source", video, "--realtime", "--model", seg_model, "--infer-workers", 3, "--threads", 1,
+                    "--max-frames", 3)
+    assert run.returncode == 0, run.stderr
+    assert "give --live-in-flight 4" in run.stderr
+
+
 def test_two_sources_keep_their_own_topics_and_track_ids(video, seg_model, tmp_path):
     out = tmp_path / "both.jsonl"
     run = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 6, "--export", out)
