@@ -5,9 +5,9 @@ decoding, pre/post-processing, tracking and publishing overlap inference.
 Only the entry of a live source drops frames (keeping the freshest), and a
 live source takes a new frame only while it has one of its share of the
 `live_in_flight` places inside free, so none waits behind a queue-full of
-older ones; after that every queue applies back-pressure. A failing stage sets the abort event,
-every other thread leaves its wait within `POLL_S`, and `run()` raises
-`StageError` naming the stage. `stop()` (Ctrl-C, SIGTERM) ends capture and lets
+older ones; after that every queue applies back-pressure. A failing stage
+sets the abort event, every other thread leaves its wait within `POLL_S`,
+and `run()` raises `StageError` naming the stage. `stop()` (Ctrl-C, SIGTERM) ends capture and lets
 the frames already inside drain, so outputs are complete up to the last frame.
 """
 
