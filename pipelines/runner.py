@@ -122,7 +122,7 @@ class Pipeline:
         # (batches, with `batch`) inside the pipeline, each source at least one; a
         # source takes its next frame only when it has a place free (see `_capture`).
         # Each its own: a dead camera waiting for a frame never blocks the others.
-        paced = [s.source_id for s in self.sources if s.is_live or s.realtime]
+        paced = [s.source_id for s in self.sources if s.paced]
         per_source = max(1, -(-live_in_flight * batch // max(len(paced), 1)))
         self._in_flight = {sid: threading.Semaphore(per_source) for sid in paced}
 
@@ -227,8 +227,9 @@ class Pipeline:
                     break
                 # Time to get a frame: decoding for files, waiting too for live sources.
                 stats.add((time.perf_counter() - t) * 1000.0)
-                for _ in range(out.put(Packet(frame), policy, frame.source_id)):
-                    slots.release()  # a live frame replaced in the queue is out
+                replaced = out.put(Packet(frame), policy, frame.source_id)
+                if replaced:
+                    slots.release(replaced)  # live frames replaced in the queue are out
                 taken += 1
                 if self.max_frames is not None and taken >= self.max_frames:
                     break

@@ -145,7 +145,7 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         layout = serial_layout(layout, models.serial, config.infer_workers)
         log.info("inference: %d frame(s) in flight, %s runtime thread(s) each", layout.workers, layout.threads or "default")
         places = config.live_in_flight * config.batch
-        if layout.workers > places and any(s.is_live or s.realtime for s in sources):
+        if layout.workers > places and any(s.paced for s in sources):
             log.warning("--infer-workers %d with live sources: only %d live frame(s) are inside at once; "
                         "give --live-in-flight %d to keep every worker busy", layout.workers, places, layout.workers + 1)
         sinks: list[Sink] = []

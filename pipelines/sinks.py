@@ -235,8 +235,9 @@ class SegmentedSink(Sink):
                 self._sink.close()
                 self._sink = None
             self._part = max(part, self._part)
-            self._sink = self.make(self.part_path(self._part))
-            log.info("writing %s", self.part_path(self._part))
+            path = self.part_path(self._part)
+            log.info("writing %s", path)
+            self._sink = self.make(path)
         self._sink.write(frame, dets, message, labels)
 
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:

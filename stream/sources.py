@@ -71,6 +71,12 @@ class Source:
         self.dropped = 0
         self._seq = 0
 
+    @property
+    def paced(self) -> bool:
+        """Frames come on the source's clock, not the consumer's: a camera, or a
+        file played in real time. The pipeline admits them by places inside."""
+        return self.is_live or self.realtime
+
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
