@@ -9,7 +9,7 @@ for FP16; ONNX Runtime runs anywhere) and each batch size, prints:
   `--batch B`;
 - their ratio.
 
-    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda]
+    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda] [--cuda-graph]
 """
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ def _synchronizer(model: Model):
     return lambda: None
 
 
-def pipeline_fps(path: str, video: str, backend: str, device: str, precision: str, batch: int, frames: int) -> float:
+def pipeline_fps(path: str, video: str, backend: str, device: str, precision: str, batch: int, frames: int,
+                 graph: bool = False) -> float:
     config = RunConfig(source=[video] * batch, model=[path], backend=backend, device=device, precision=precision,
-                       batch=batch, max_frames=frames, publish=None, progress=False)
+                       batch=batch, max_frames=frames, publish=None, progress=False, cuda_graph=graph)
     pipeline, _ = build_pipeline(config)
     try:
         stats = pipeline.run()
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--backend", nargs="+", default=None, help="default: every backend this machine can run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=96, help="frames per source in the pipeline runs")
+    parser.add_argument("--cuda-graph", action="store_true", help="torch on CUDA: also each case replayed as a CUDA graph")
     args = parser.parse_args()
     _quiet_native_logs()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -95,27 +97,29 @@ def main() -> None:
         if name != backend:
             print(f"skipping {backend}: not available here", file=sys.stderr)
             continue
+        graphs = [False, True] if args.cuda_graph and backend == "torch" and device.startswith("cuda") else [False]
         for precision in (["fp32", "fp16"] if device.startswith("cuda") else ["fp32"]):
-            for batch in args.batch:
+            for batch, graph in ((b, g) for g in graphs for b in args.batch):
                 path = batchable_model(args.model) if batch > 1 else args.model
-                build = BuildOptions(precision, ShapeProfile(1, batch, batch))
+                build = BuildOptions(precision, ShapeProfile(1, batch, batch), cuda_graph=graph)
+                label = precision + (" graph" if graph else "")
                 try:
                     model = Model.load(path, backend=backend, device=device, build=build)
                     limit = model_only_fps(model, args.video, batch, max(8 * batch, 64))
                     model.close()
-                    pipe = pipeline_fps(path, args.video, backend, device, precision, batch, args.frames)
+                    pipe = pipeline_fps(path, args.video, backend, device, precision, batch, args.frames, graph)
                 except SegstreamError as err:
-                    print(f"{backend} {precision} batch {batch}: {err}", file=sys.stderr)
+                    print(f"{backend} {label} batch {batch}: {err}", file=sys.stderr)
                     continue
-                rows.append((backend, device, precision, batch, limit, pipe))
+                rows.append((backend, device, label, batch, limit, pipe))
 
     print(f"\nmodel {Path(args.model).name}, video {Path(args.video).name}, {os.cpu_count()} CPUs"
           f"{', GPU' if gpu else ', no GPU'}")
     print("model-only: the backend's call on preprocessed frames in memory, B frames per call")
     print("pipeline: B copies of the video as B sources, --batch B, whole pipeline (no publishing)")
-    print(f"{'backend':<13}{'device':<8}{'precision':<11}{'batch':>6}{'model-only FPS':>16}{'pipeline FPS':>14}{'ratio':>8}")
+    print(f"{'backend':<13}{'device':<8}{'precision':<13}{'batch':>6}{'model-only FPS':>16}{'pipeline FPS':>14}{'ratio':>8}")
     for backend, device, precision, batch, limit, pipe in rows:
-        print(f"{backend:<13}{device:<8}{precision:<11}{batch:>6}{limit:>16.1f}{pipe:>14.1f}{pipe / limit:>7.2f}x")
+        print(f"{backend:<13}{device:<8}{precision:<13}{batch:>6}{limit:>16.1f}{pipe:>14.1f}{pipe / limit:>7.2f}x")
 
 
 if __name__ == "__main__":

@@ -39,16 +39,21 @@ ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "as
 KEYPOINT_SEEN = 0.5  # keypoints the reference scores at least this are compared
 
 
-def match_objects(a: Detections, b: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def match_objects(a: Detections, b: Detections, scores: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(box IoU, mask IoU, keypoint distance in pixels) of the objects of `a`
     and `b` that match (Hungarian on box IoU, above 0.5; keypoints that `b`
-    sees), and how many objects of either have no match."""
+    sees), and how many objects of either have no match. `scores`, if given,
+    gets `b`'s scores of the matched objects, then those of the unmatched of either."""
     if len(a) == 0 or len(b) == 0:
+        if scores is not None:
+            scores += [np.zeros(0), np.concatenate([a.scores, b.scores])]
         return np.zeros(0), np.zeros(0), np.zeros(0), len(a) + len(b)
     iou = box_iou(a.xyxy, b.xyxy)
     rows, cols = linear_sum_assignment(-iou)
     keep = iou[rows, cols] > 0.5
     rows, cols = rows[keep], cols[keep]
+    if scores is not None:
+        scores += [b.scores[cols], np.concatenate([np.delete(a.scores, rows), np.delete(b.scores, cols)])]
     masks, points = np.zeros(0), np.zeros(0)
     if a.masks is not None and b.masks is not None:
         masks = paired_mask_iou(a.masks[rows], b.masks[cols])
@@ -69,10 +74,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--device-path", action="store_true",
                         help="force the GPU data path on (it is on by itself on CUDA); e.g. to try it on the CPU")
+    parser.add_argument("--no-tf32", action="store_true",
+                        help="CUDA: convolutions in full fp32 (torch lets cuDNN use TF32 for them by default)")
     parser.add_argument("--cpu-resize", action="store_true",
                         help="on the GPU data path, letterbox on the CPU (cv2) and upload the small image")
     args = parser.parse_args()
 
+    if args.no_tf32:
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     reference = Model.load(args.model, backend="onnxruntime", device="cpu")
     tested = Model.load(args.model, backend=args.backend, device=args.device, build=BuildOptions(args.precision))
     if args.device_path:
@@ -83,7 +94,7 @@ def main() -> None:
     ran = "the file's own precision" if tested.backend.name == "onnxruntime" else ran
     print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({ran}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
-    box_ious, mask_ious, keypoint_px, agreement, unmatched, frames = [], [], [], [], 0, 0
+    box_ious, mask_ious, keypoint_px, agreement, unmatched, frames, scores = [], [], [], [], 0, 0, []
     with open_source(args.video) as source:
         for _, frame in zip(range(args.frames), source):
             a, b = tested(frame), reference(frame)
@@ -91,7 +102,7 @@ def main() -> None:
             if isinstance(a, LabelMap):
                 agreement.append(float((a.labels == b.labels).mean()))
                 continue
-            boxes, masks, points, alone = match_objects(a, b)
+            boxes, masks, points, alone = match_objects(a, b, scores)
             box_ious.append(boxes)
             mask_ious.append(masks)
             keypoint_px.append(points)
@@ -111,6 +122,15 @@ def main() -> None:
         if len(values):
             verdict = "ok" if values.min() >= bar else f"{(values < bar).sum()} below"
             print(f"{name:<8}{values.min():>9.4f}{values.mean():>10.4f}{bar:>6}  {verdict}")
+    # Where the misses are: objects near the confidence threshold may flip in or out, or merge in NMS.
+    matched, alone = np.concatenate(scores[0::2]), np.concatenate(scores[1::2])
+    below = matched[boxes < 0.99]
+    for what, values in (("below the box bar", below), ("found by one side only", alone)):
+        if len(values):
+            print(f"reference scores of the objects {what}: {np.round(np.sort(values), 2).tolist()[:12]}")
+    if (matched >= 0.5).any():
+        print(f"objects scored >= 0.5: {(matched >= 0.5).sum()} matched, min box IoU {boxes[matched >= 0.5].min():.4f}, "
+              f"{(alone >= 0.5).sum()} found by one side only")
     points = np.concatenate(keypoint_px) if keypoint_px else np.zeros(0)
     if len(points):
         print(f"keypoints: {len(points)} seen by the reference, distance max {points.max():.2f} px, "

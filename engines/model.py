@@ -82,6 +82,10 @@ class Model:
         if on_device is None:
             device = getattr(backend, "device", None)
             on_device = getattr(device, "type", None) == "cuda" and hasattr(backend, "infer_device")
+        elif on_device and not hasattr(backend, "infer_device"):
+            # Asked for, but the backend (onnxruntime after a fallback, say) only takes host arrays.
+            log.warning("%s: no GPU data path with %s; pre/post-processing on the CPU", path or "model", type(backend).__name__)
+            on_device = False
         self.device_path = device_path_for(adapter, backend) if on_device else None
 
     @classmethod

@@ -74,6 +74,47 @@ def _clear_idle_allowzero(graph: Any) -> None:
                     attribute.i = 0
 
 
+# onnx2torch modules that read their inputs after the first (target shape, split
+# sizes, slice bounds, axes, scales) as Python numbers: .tolist(), iteration, torch.Size.
+READS_ON_HOST = frozenset({
+    "OnnxReshape", "OnnxSplit13", "OnnxSlice", "OnnxResize", "OnnxExpand", "OnnxTile",
+    "OnnxUnsqueezeDynamicAxes", "OnnxSqueezeDynamicAxes", "OnnxReduceSumDynamicAxes", "OnnxPadDynamic",
+})
+
+
+def to_device(module: Any, device: Any) -> list[str]:
+    """Move `module` to `device`, except the graph's constants that only feed such
+    inputs, which stay on the CPU; returns their names. On a GPU each one would
+    otherwise be read back on every call: a stream synchronisation per Reshape,
+    Split or Slice (over twenty per frame for a YOLO head), and a read a CUDA
+    graph cannot capture."""
+    import torch
+
+    def kind(node: Any) -> str:
+        return type(module.get_submodule(node.target)).__name__ if node.op == "call_module" else ""
+
+    host = {}
+    for node in module.graph.nodes:
+        if node.op == "get_attr":  # an initializer
+            owner, _, name = node.target.rpartition(".")
+        elif kind(node) == "OnnxConstant":  # a Constant node, its value a buffer
+            owner, name = node.target, "value"
+        else:
+            continue
+        value = getattr(module.get_submodule(owner), name, None)
+        if isinstance(value, torch.Tensor) and node.users and all(
+                kind(user) in READS_ON_HOST and node not in user.args[:1] for user in node.users):
+            host[(owner, name)] = value
+    module.to(device)
+    for (owner, name), value in host.items():
+        parent = module.get_submodule(owner)
+        if name in parent._buffers:
+            parent._buffers[name] = value
+        else:
+            parent._parameters[name] = value
+    return [f"{owner}.{name}" for owner, name in host]
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -95,7 +136,9 @@ class TorchBackend(Backend):
         if half and self.device.type == "cpu":
             log.warning("%s: fp16 on the CPU is slower than fp32 (`segstream run` uses fp32 there)", path)
         self.half = half
-        self.module = module.eval().to(self.device)
+        self.module = module.eval()
+        kept = to_device(self.module, self.device)
+        log.debug("%s: %d shape constants kept on the CPU", path, len(kept))
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
         # On a GPU, overlapping calls gain nothing (the device runs them in turn) and a
         # CUDA graph's static buffers forbid them; on the CPU, calls may overlap.
@@ -123,7 +166,8 @@ class TorchBackend(Backend):
                 outs = self._replay(tensors)
             else:
                 outs = self._forward(tensors)
-            return {n: t.float().clone() if self.cuda_graph else t.float() for n, t in zip(self._names, outs)}
+            graphed = self.cuda_graph  # False again if the capture failed
+            return {n: t.float().clone() if graphed else t.float() for n, t in zip(self._names, outs)}
 
     def _replay(self, tensors: list[Any]) -> list[Any]:
         """Capture once per input shapes, then copy the inputs in and replay.
@@ -133,7 +177,14 @@ class TorchBackend(Backend):
         if key not in self._graphs:
             if len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.pop(next(iter(self._graphs)))  # the oldest
-            self._graphs[key] = self._capture(tensors)
+            try:
+                self._graphs[key] = self._capture(tensors)
+            except Exception as err:  # noqa: BLE001 - an operator that reads back or allocates on the host
+                log.warning("%s: cannot capture a CUDA graph (%s); running without one",
+                            self.path, str(err).splitlines()[0][:200])
+                self.cuda_graph = False
+                self._graphs.clear()
+                return self._forward(tensors)
         graph, static_in, static_out = self._graphs[key]
         for static, t in zip(static_in, tensors):
             static.copy_(t)

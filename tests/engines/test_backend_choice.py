@@ -111,3 +111,18 @@ def test_int8_without_tensorrt_says_the_file_runs_as_it_is(seg_model, caplog):
         backend = load_backend(str(seg_model), "auto", "cpu", build=BuildOptions("int8", calib="frames/"))
     assert backend.name == "onnxruntime"
     assert "int8 is for TensorRT engines; onnxruntime runs the file as it is" in caplog.text
+
+
+def test_asking_for_the_gpu_data_path_on_a_fallback_backend_runs_on_the_cpu_path(seg_model, video, caplog):
+    """A forced GPU data path with a backend that takes only host arrays (onnxruntime,
+    where torch was unavailable) warns and keeps the CPU path instead of crashing."""
+    from engines.model import Model
+    from stream.sources import open_source
+
+    reference = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
+    with caplog.at_level("WARNING"):
+        forced = Model(reference.backend, reference.adapter, str(seg_model), on_device=True)
+    assert forced.device_path is None and "no GPU data path" in caplog.text
+    with open_source(str(video)) as src:
+        frame = next(iter(src))
+    assert len(forced(frame)) == len(reference(frame)) > 0

@@ -133,3 +133,22 @@ def test_reid_features_on_the_torch_backend_match_onnxruntime(video):
         frame = next(iter(source))
     dets = Detections(np.array([[100.0, 50, 160, 200], [300, 80, 350, 230], [500, 100, 540, 220]]), np.ones(3), np.zeros(3))
     np.testing.assert_allclose(on_torch(frame.image, dets), reference(frame.image, dets), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx",
+                                  "models/osnet_x0_25_msmt17.onnx"])
+def test_on_a_gpu_the_graph_reads_nothing_back_from_the_device(name):
+    """`--cuda-graph` captures the model, and plain GPU runs do not stall the stream
+    for every Reshape or Split: the shape constants onnx2torch reads as Python
+    numbers stay on the CPU. Checked on the meta device, which holds no data, so
+    any read of a device tensor on the host fails as it would during a capture
+    (on an H200 this read failed `--cuda-graph` before the constants stayed)."""
+    import torch
+
+    from conftest import asset
+
+    backend = TorchBackend(str(asset(name)), device="meta")
+    shape = [d if isinstance(d, int) else 2 for d in backend.inputs[0].shape]
+    with torch.inference_mode():
+        outputs = backend._forward([torch.zeros(shape, device="meta")])
+    assert [o.shape[0] for o in outputs] == [shape[0]] * len(backend.outputs)
