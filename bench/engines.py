@@ -9,7 +9,7 @@ for FP16; ONNX Runtime runs anywhere) and each batch size, prints:
   `--batch B`;
 - their ratio.
 
-    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda] [--cuda-graph]
+    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda]
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ def main() -> None:
     parser.add_argument("--backend", nargs="+", default=None, help="default: every backend this machine can run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=96, help="frames per source in the pipeline runs")
-    parser.add_argument("--cuda-graph", action="store_true", help="torch on CUDA: also each case replayed as a CUDA graph")
     args = parser.parse_args()
     _quiet_native_logs()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -97,7 +96,7 @@ def main() -> None:
         if name != backend:
             print(f"skipping {backend}: not available here", file=sys.stderr)
             continue
-        graphs = [False, True] if args.cuda_graph and backend == "torch" and device.startswith("cuda") else [False]
+        graphs = [False, True] if backend == "torch" and device.startswith("cuda") else [False]  # eager, then graphs
         for precision in (["fp32", "fp16"] if device.startswith("cuda") else ["fp32"]):
             for batch, graph in ((b, g) for g in graphs for b in args.batch):
                 path = batchable_model(args.model) if batch > 1 else args.model

@@ -36,17 +36,27 @@ parity() {
     echo "== bench/gpu_parity.py --device $device $*"
     "$py" bench/gpu_parity.py --device "$device" "${force[@]}" "$@" || status=1
 }
-parity --precision fp32
-parity --precision fp32 --no-tf32
-parity --precision fp16
-[ -z "${QUICK:-}" ] && parity --model "$tmp/fcn21.onnx" --frames 100  # a semantic model, random weights
-# QUICK=1 leaves out the semantic model and the fp16 tail (emulated fp16 on a CPU takes minutes)
-if [ "$device" != cpu ] && [ -z "${QUICK:-}" ]; then
+# STEPS picks sections (default all): parity semantic tail engines torch e2e
+steps=" ${STEPS:-parity semantic tail engines torch e2e} "
+want() { [[ "$steps" == *" $1 "* ]]; }
+if want parity; then
+    parity --precision fp32
+    parity --precision fp32 --tf32
+    parity --precision fp16
+fi
+want semantic && parity --model "$tmp/fcn21.onnx" --frames 100  # a semantic model, random weights
+if want tail && [ "$device" != cpu ]; then  # emulated fp16 on a CPU takes minutes: the numbers that matter are the GPU's
     echo "== bench/fp16_tail.py --device $device (fp16 with and without the fp32 decoding tail)"
     "$py" bench/fp16_tail.py --device "$device" --frames 200 || status=1
 fi
-echo "== bench/engines.py --batch 1 8 --device $device --cuda-graph"
-"$py" bench/engines.py --batch 1 8 --device "$device" --frames "${FRAMES:-96}" --cuda-graph || status=1
+if want engines; then
+    echo "== bench/engines.py --batch 1 8 --device $device"
+    "$py" bench/engines.py --batch 1 8 --device "$device" --frames "${FRAMES:-96}" || status=1
+fi
+if want torch; then
+    echo "== bench/torch_gpu.py --device $device (CUDA graphs, TF32, a model no graph can hold)"
+    "$py" bench/torch_gpu.py --device "$device" || status=1
+fi
 # The user's command on the GPU, the whole video: tracks go to $OUT (or the temp
 # folder) as MOTChallenge files named for TrackEval, to score against the ground
 # truth where TrackEval is installed (bench/pets_e2e.py's scoring, on the CPU).
@@ -60,12 +70,14 @@ run() {  # name, flags...
         --max-frames "${E2E_FRAMES:-795}" --export "$tracks/$name/PETS09-S2L1.txt" "$@" || status=1
 }
 seg=(--model "$assets/models/yolov8n-seg_320_fp32.onnx" --classes person)
-run seg_fp32 "${seg[@]}"
-if [ "$device" != cpu ]; then
-    run seg_fp16 "${seg[@]}" --precision fp16
-    run seg_fp16_graph "${seg[@]}" --precision fp16 --cuda-graph
-    run pose_reid_fp16_graph --model "$assets/models/yolo11n-pose.onnx" --tracker deepsort --appearance reid \
-        --reid-model "$assets/models/osnet_x0_25_msmt17.onnx" --precision fp16 --cuda-graph
+if want e2e; then
+    run seg_fp32 "${seg[@]}"
+    if [ "$device" != cpu ]; then
+        run seg_fp32_eager "${seg[@]}" --no-cuda-graph
+        run seg_fp16 "${seg[@]}" --precision fp16
+        run pose_reid --model "$assets/models/yolo11n-pose.onnx" --tracker deepsort --appearance reid \
+            --reid-model "$assets/models/osnet_x0_25_msmt17.onnx"
+    fi
 fi
 rm -rf "$tmp"
 exit $status

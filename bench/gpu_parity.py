@@ -74,24 +74,29 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--device-path", action="store_true",
                         help="force the GPU data path on (it is on by itself on CUDA); e.g. to try it on the CPU")
-    parser.add_argument("--no-tf32", action="store_true",
-                        help="CUDA: convolutions in full fp32 (torch lets cuDNN use TF32 for them by default)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="CUDA: let cuDNN run fp32 convolutions in TF32 (torch's default, which segstream turns off)")
+    parser.add_argument("--no-cuda-graph", action="store_false", dest="cuda_graph",
+                        help="torch on CUDA: launch layer by layer instead of replaying a CUDA graph")
     parser.add_argument("--cpu-resize", action="store_true",
                         help="on the GPU data path, letterbox on the CPU (cv2) and upload the small image")
     args = parser.parse_args()
 
-    if args.no_tf32:
+    reference = Model.load(args.model, backend="onnxruntime", device="cpu")
+    tested = Model.load(args.model, backend=args.backend, device=args.device,
+                        build=BuildOptions(args.precision, cuda_graph=args.cuda_graph))
+    if args.tf32:  # after the load, which turns it off
         import torch
 
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    reference = Model.load(args.model, backend="onnxruntime", device="cpu")
-    tested = Model.load(args.model, backend=args.backend, device=args.device, build=BuildOptions(args.precision))
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     if args.device_path:
         tested = Model(tested.backend, tested.adapter, args.model, on_device=True)
     if tested.device_path is not None:
         tested.device_path.resize_on_device = not args.cpu_resize
     ran = "fp16" if getattr(tested.backend, "half", args.precision == "fp16") else "fp32"  # torch runs fp32 on a CPU
     ran = "the file's own precision" if tested.backend.name == "onnxruntime" else ran
+    ran += ", TF32" if args.tf32 else ""
+    ran += ", CUDA graph" if getattr(tested.backend, "cuda_graph", False) else ""
     print(f"reference: onnxruntime on cpu; tested: {tested.backend.name} on {args.device} ({ran}), "
           f"GPU data path {'off' if tested.device_path is None else 'on, resize on ' + ('cpu' if args.cpu_resize else 'device')}")
     box_ious, mask_ious, keypoint_px, agreement, unmatched, frames, scores = [], [], [], [], 0, 0, []

@@ -77,7 +77,7 @@ class BuildOptions:
     calib: str | None = None  # video file or image folder; only for int8
     calib_frames: int = 256
     calib_input: str | None = None  # int8: fingerprint of how calibration frames are prepared (`calibration.fingerprint`)
-    cuda_graph: bool = False  # torch backend only: replay the model as one CUDA graph
+    cuda_graph: bool = True  # torch backend on CUDA: replay the model as one CUDA graph where it can be captured
     fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.precision)
 
     def __post_init__(self) -> None:

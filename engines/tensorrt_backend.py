@@ -219,6 +219,7 @@ def build_serialized(
         raise ModelError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    config.clear_flag(trt.BuilderFlag.TF32)  # on by default; fp32 layers stay fp32 (on an H200 TF32 moved boxes)
     if options.precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 (not fp32) where a layer cannot quantise
         if options.fp32_tail:

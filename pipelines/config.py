@@ -104,7 +104,7 @@ class RunConfig(BaseModel):
     batch: int = Field(1, ge=1, le=64)  # frames per inference call, across sources
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a call waits for more frames
     calib: str | None = None
-    cuda_graph: bool = False  # torch backend on CUDA: one graph launch per frame
+    cuda_graph: bool = True  # torch backend on CUDA: one graph launch per frame (a model that cannot be captured runs eagerly)
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)
     queue_size: int = Field(2, ge=1)

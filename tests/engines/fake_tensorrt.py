@@ -19,7 +19,8 @@ class Logger:
 
 
 MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
-BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer_precision_constraints")
+BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer_precision_constraints",
+                              TF32="tf32")
 LayerType = SimpleNamespace(CONVOLUTION="convolution", DECONVOLUTION="deconvolution", MATRIX_MULTIPLY="matrix_multiply",
                             CONSTANT="constant", OTHER="other")
 float32, int64 = "float32", "int64"  # the DataTypes the parser gives tensors here
@@ -138,7 +139,7 @@ class _TimingCache:
 
 class _Config:
     def __init__(self) -> None:
-        self.flags: set[str] = set()
+        self.flags: set[str] = {"tf32"}  # as TensorRT: TF32 is on by default
         self.pools: dict[str, int] = {}
         self.profiles: list[_Profile] = []
         self.timing_cache: _TimingCache | None = None
@@ -151,6 +152,9 @@ class _Config:
 
     def set_flag(self, flag: str) -> None:
         self.flags.add(flag)
+
+    def clear_flag(self, flag: str) -> None:
+        self.flags.discard(flag)
 
     def add_optimization_profile(self, profile: _Profile) -> int:
         self.profiles.append(profile)

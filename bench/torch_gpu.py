@@ -1,0 +1,100 @@
+"""The torch backend's two GPU choices, measured: CUDA graphs (on by default) and
+TF32 (off: fp32 means fp32), and what a model that cannot be captured does.
+
+    python bench/torch_gpu.py [--model M] [--batch 1 8] [--device cuda]
+
+Prints model-only FPS (the backend's call on preprocessed frames in memory) for
+eager and graph replay, TF32 off and on, with ratios against eager fp32 without
+TF32 (the default before graphs). Then runs a YOLOv8 export with NMS inside the
+graph (data-dependent shapes, which no CUDA graph can hold) with graphs asked
+for: it must warn once and give the eager detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from engines.batching import batchable_model, stack_feeds  # noqa: E402
+from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
+from engines.model import Model  # noqa: E402
+from stream.sources import open_source  # noqa: E402
+
+ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
+
+
+def model_only_fps(model: Model, video: str, batch: int, tf32: bool, calls: int = 64) -> float:
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32  # after load, which turns it off
+    with open_source(video) as source:
+        prepared = [model.preprocess(f) for _, f in zip(range(batch), source)]
+    feed = stack_feeds([p.feed for p in prepared])
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(5):  # warm-up: capture, cuDNN autotuning, allocator
+        model.run_feed(feed)
+    sync()
+    t = time.perf_counter()
+    for _ in range(calls):
+        model.run_feed(feed)
+    sync()
+    return calls * batch / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", default=str(ASSETS / "video" / "vtest.avi"))
+    parser.add_argument("--model", default=str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"))
+    parser.add_argument("--detector", default=str(ASSETS / "models" / "yolov8n_320_fp32.onnx"),
+                        help="a YOLOv8 detect export, to append NMS to")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    print(f"{Path(args.model).name}, torch on {args.device}, model-only FPS")
+    print(f"{'precision':<11}{'batch':>6}{'graph':>7}{'tf32':>6}{'FPS':>10}{'vs eager fp32':>15}")
+    for precision in ("fp32", "fp16"):
+        for batch in args.batch:
+            path = batchable_model(args.model) if batch > 1 else args.model
+            base = None
+            for graph, tf32 in ((False, False), (True, False), (False, True), (True, True)):
+                if precision == "fp16" and tf32:
+                    continue  # autocast's fp16 layers do not use TF32
+                build = BuildOptions(precision, ShapeProfile(1, batch, batch), cuda_graph=graph)
+                model = Model.load(path, backend="torch", device=args.device, build=build)
+                fps = model_only_fps(model, args.video, batch, tf32)
+                model.close()
+                base = base or fps
+                print(f"{precision:<11}{batch:>6}{'yes' if graph else 'no':>7}{'on' if tf32 else 'off':>6}"
+                      f"{fps:>10.1f}{fps / base:>14.2f}x")
+
+    from end_to_end_models import export_end_to_end
+
+    with tempfile.TemporaryDirectory() as tmp:
+        e2e = Path(tmp) / "e2e.onnx"
+        export_end_to_end(Path(args.detector), e2e, num_classes=80)
+        print(f"\n{Path(args.detector).name} + NMS in the graph, CUDA graph asked for (it cannot be captured):")
+        graphed = Model.load(str(e2e), backend="torch", device=args.device, build=BuildOptions("fp32"))
+        eager = Model.load(str(e2e), backend="torch", device=args.device,
+                           build=BuildOptions("fp32", cuda_graph=False))
+        same = frames = 0
+        with open_source(args.video) as source:
+            for _, frame in zip(range(20), source):
+                a, b = graphed(frame), eager(frame)
+                frames += 1
+                same += len(a) == len(b) and bool((abs(a.xyxy - b.xyxy) < 1e-3).all())
+        print(f"graph still on: {graphed.backend.cuda_graph}; frames with the eager detections: {same}/{frames}")
+
+
+if __name__ == "__main__":
+    main()
