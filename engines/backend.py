@@ -89,7 +89,7 @@ def _torch(path: str, device: str, threads: int | None, build: Any, preprocess: 
     half = build is not None and build.precision != "fp32" and device != "cpu"
     if build is not None and build.precision == "int8":
         log.warning("%s: int8 is for TensorRT engines; torch runs it in %s", Path(path).name, "fp16" if half else "fp32")
-    graph = build is not None and build.cuda_graph
+    graph = build is None or build.cuda_graph  # BuildOptions' default: on
     return TorchBackend(path, device=device, half=half, cuda_graph=graph)
 
 

@@ -1,10 +1,11 @@
 """PyTorch backend: the ONNX graph converted to a torch module (onnx2torch).
 
 For NVIDIA GPUs without TensorRT: the same .onnx file the other backends
-run, executed by PyTorch on CUDA, optionally in FP16 and replayed as a CUDA
+run, executed by PyTorch on CUDA, optionally in FP16, and replayed as a CUDA
 graph (one launch per frame instead of one per layer, which is most of the
-time a small model spends on a big GPU). Works on the CPU too, which is how
-it is tested on machines without a GPU.
+time a small model spends on a big GPU: 2.3x model-only and 2.1x end to end
+for YOLOv8n-seg on an H200). Works on the CPU too, which is how it is tested
+on machines without a GPU.
 
 FP16 is torch's mixed precision (autocast: convolutions and matrix products
 in fp16, reductions, softmax and the like in fp32), not a model cast to
