@@ -101,7 +101,9 @@ def letterbox_on_device(image: Any, input_hw: tuple[int, int]) -> tuple[Any, Let
     x = image.permute(2, 0, 1).flip(0)[None].float()  # BGR -> RGB, NCHW
     scale = np.float32(1 / 255.0)  # as `to_blob` scales: the same float32 values, bit for bit
     blob = torch.full((1, 3, ih, iw), float(np.float32(PAD_VALUE) * scale), dtype=torch.float32, device=image.device)
-    blob[:, :, top:top + new_h, left:left + new_w] = x * torch.tensor(scale, device=image.device)
+    # A Python float, not a device tensor: making one copies it up from pageable memory, which waits for
+    # everything queued on the stream (the previous frame's inference). Multiplied in float32 all the same.
+    blob[:, :, top:top + new_h, left:left + new_w] = x * float(scale)
     return blob, lb
 
 
