@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# What issue 5 still owes on a GPU, in one call (a session's device time is short):
-# the torch path on the GPU against the CPU path (fp32, fp16, and a semantic
+# The GPU checks, in one call (a session's device time is short): the torch path
+# on the GPU against the CPU path (fp32, fp32 with TF32, fp16, and a semantic
 # model), fp16 with and without the fp32 decoding tail TensorRT builds keep
-# (bench/fp16_tail.py), bench/engines.py at batch 1 and 8, FP32 and FP16, and
-# `segstream run` over the whole video (seg fp32, fp16, fp16 + CUDA graph; pose +
-# re-id). Prints the tables; the runs' tracks go to $OUT for scoring.
+# (bench/fp16_tail.py), bench/engines.py at batch 1 and 8, FP32 and FP16,
+# bench/torch_gpu.py (CUDA graphs, TF32), and `segstream run` over the whole
+# video (seg fp32 with and without a CUDA graph, fp16; pose + re-id). Prints the
+# tables; the runs' tracks go to $OUT for scoring. STEPS="parity engines ..." picks.
 #
-# On the lent device machine ../shared does not travel: put the two assets in an
+# On the lent device machine ../shared does not travel: put the assets in an
 # ignored folder of the checkout first and carry it with the wheels the device lacks:
 #   mkdir -p .gpu-assets/video .gpu-assets/models && echo /.gpu-assets/ >> .git/info/exclude
 #   cp ../shared/assets/video/vtest.avi .gpu-assets/video/
-#   cp ../shared/assets/models/{yolov8n-seg_320_fp32.onnx,yolo11n-pose.onnx,osnet_x0_25_msmt17.onnx*} .gpu-assets/models/
+#   cp ../shared/assets/models/{yolov8n-seg_320_fp32.onnx,yolov8n_320_fp32.onnx,yolo11n-pose.onnx,osnet_x0_25_msmt17.onnx*} .gpu-assets/models/
 #   device run: SEGSTREAM_ASSETS=.gpu-assets bash bench/gpu_checks.sh    (carry: .whl, .gpu-assets)
 # DEVICE=cpu runs the same steps on a CPU (the GPU data path forced on), to try the script.
 set -uo pipefail
