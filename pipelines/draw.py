@@ -20,6 +20,8 @@ KEYPOINT_MIN_CONF = 0.5
 def colors_for(keys: np.ndarray) -> np.ndarray:
     """(N, 3) stable, well-spread BGR colours for N keys (track, class or label ids), in one conversion."""
     hues = (np.asarray(keys, np.int64) * 47) % 180
+    if len(hues) == 0:  # cv2 refuses an empty image
+        return np.zeros((0, 3), np.uint8)
     hsv = np.stack([hues, np.full(len(hues), 220), np.full(len(hues), 255)], axis=-1).astype(np.uint8)[:, None]
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[:, 0]
 
@@ -81,7 +83,7 @@ def annotate(
     if labels is not None and labels.shape == out.shape[:2]:
         tint_labels(out, labels)
     keys = dets.track_ids if dets.track_ids is not None else dets.class_ids
-    colors = [color_for(int(k)) for k in keys]
+    colors = [tuple(c) for c in colors_for(keys).tolist()]  # one conversion for all objects
     if dets.masks is not None and len(dets):
         _blend_masks(out, dets, colors, alpha)
     for i, (box, color) in enumerate(zip(dets.xyxy.astype(int), colors)):
