@@ -231,9 +231,7 @@ class SegmentedSink(Sink):
         t = frame.t_capture if self.live or frame.pts is None else frame.pts
         part = int(t // self.seconds)
         if part > self._part or self._sink is None:
-            if self._sink is not None:
-                self._sink.close()
-                self._sink = None
+            self.close()
             self._part = max(part, self._part)
             path = self.part_path(self._part)
             log.info("writing %s", path)
