@@ -223,6 +223,13 @@ def detections_from_message(message: Mapping[str, Any]) -> Detections:
         raise WireError(f"objects do not decode to arrays: {type(err).__name__}: {err}") from None
 
 
+def _frame_mask(rle: Mapping[str, Any], hw: tuple[int, int]) -> np.ndarray:
+    mask = rle_to_mask(rle)
+    if mask.shape != hw:
+        raise WireError(f"a mask of size {list(mask.shape)} in a {hw[1]}x{hw[0]} frame")
+    return mask
+
+
 def _detections(message: Mapping[str, Any]) -> Detections:
     objects = message["objects"]
     n = len(objects)
@@ -240,14 +247,9 @@ def _detections(message: Mapping[str, Any]) -> Detections:
                 keypoints[i] = np.asarray(o["keypoints"], np.float32).reshape(NUM_KEYPOINTS, 3)
     masks = None
     if any(o.get("mask") is not None for o in objects):
-        dense = np.zeros((n, *hw), bool)
-        for i, o in enumerate(objects):
-            if o.get("mask") is not None:
-                mask = rle_to_mask(o["mask"])
-                if mask.shape != hw:
-                    raise WireError(f"a mask of size {list(mask.shape)} in a {hw[1]}x{hw[0]} frame")
-                dense[i] = mask
-        masks = BoxMasks.from_dense(dense)  # each cut to its own bounding box
+        # One frame-sized mask at a time, each cut to its own bounding box: not N of them at once.
+        masks = BoxMasks.concat([BoxMasks.from_dense(_frame_mask(o["mask"], hw)[None]) if o.get("mask") is not None
+                                 else BoxMasks.empty(1, hw) for o in objects])
     return Detections(boxes, scores, class_ids, masks=masks, keypoints=keypoints, track_ids=track_ids)
 
 
