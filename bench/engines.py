@@ -18,46 +18,23 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engines.backend import Capabilities, choose_backend  # noqa: E402
-from engines.batching import batchable_model, stack_feeds  # noqa: E402
+from engines.batching import batchable_model  # noqa: E402
 from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
 from engines.model import Model  # noqa: E402
 from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
 from pipelines.session import build_pipeline  # noqa: E402
 from stream.errors import SegstreamError  # noqa: E402
-from stream.sources import open_source  # noqa: E402
+
+from model_timing import model_only_fps  # noqa: E402  (bench/ is on the path: it holds this script)
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
-
-
-def model_only_fps(model: Model, video: str, batch: int, frames: int) -> float:
-    with open_source(video) as source:
-        prepared = [model.preprocess(f) for _, f in zip(range(frames), source)]
-    feeds = [stack_feeds([p.feed for p in prepared[i:i + batch]]) for i in range(0, len(prepared) - batch + 1, batch)]
-    for feed in feeds[:3]:
-        model.run_feed(feed)  # warm-up (CUDA graphs, cuDNN autotuning, allocator)
-    sync = _synchronizer(model)
-    t = time.perf_counter()
-    for feed in feeds:
-        model.run_feed(feed)
-    sync()
-    return len(feeds) * batch / (time.perf_counter() - t)
-
-
-def _synchronizer(model: Model):
-    device = getattr(model.backend, "device", None)
-    if getattr(device, "type", None) == "cuda":
-        import torch
-
-        return torch.cuda.synchronize
-    return lambda: None
 
 
 def pipeline_fps(path: str, video: str, backend: str, device: str, precision: str, batch: int, frames: int,

@@ -86,9 +86,9 @@ def main() -> None:
     tested = Model.load(args.model, backend=args.backend, device=args.device,
                         build=BuildOptions(args.precision, cuda_graph=args.cuda_graph))
     if args.tf32:  # after the load, which turns it off
-        import torch
+        from engines.torch_backend import allow_tf32
 
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        allow_tf32(True)
     if args.device_path:
         tested = Model(tested.backend, tested.adapter, args.model, on_device=True)
     if tested.device_path is not None:

@@ -17,37 +17,20 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from engines.batching import batchable_model, stack_feeds  # noqa: E402
+from engines.batching import batchable_model  # noqa: E402
 from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
 from engines.model import Model  # noqa: E402
+from engines.torch_backend import allow_tf32  # noqa: E402
+from model_timing import model_only_fps  # noqa: E402  (bench/ is on the path: it holds this script)
 from stream.sources import open_source  # noqa: E402
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
-
-
-def model_only_fps(model: Model, video: str, batch: int, tf32: bool, calls: int = 64) -> float:
-    import torch
-
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32  # after load, which turns it off
-    with open_source(video) as source:
-        prepared = [model.preprocess(f) for _, f in zip(range(batch), source)]
-    feed = stack_feeds([p.feed for p in prepared])
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(5):  # warm-up: capture, cuDNN autotuning, allocator
-        model.run_feed(feed)
-    sync()
-    t = time.perf_counter()
-    for _ in range(calls):
-        model.run_feed(feed)
-    sync()
-    return calls * batch / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -72,7 +55,8 @@ def main() -> None:
                     continue  # autocast's fp16 layers do not use TF32
                 build = BuildOptions(precision, ShapeProfile(1, batch, batch), cuda_graph=graph)
                 model = Model.load(path, backend="torch", device=args.device, build=build)
-                fps = model_only_fps(model, args.video, batch, tf32)
+                allow_tf32(tf32)  # after the load, which turns it off
+                fps = model_only_fps(model, args.video, batch, max(8 * batch, 64))
                 model.close()
                 base = base or fps
                 print(f"{precision:<11}{batch:>6}{'yes' if graph else 'no':>7}{'on' if tf32 else 'off':>6}"

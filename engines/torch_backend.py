@@ -116,6 +116,15 @@ def to_device(module: Any, device: Any) -> list[str]:
     return [f"{owner}.{name}" for owner, name in host]
 
 
+def allow_tf32(allowed: bool) -> None:
+    """Whether cuDNN convolutions and matrix products may run fp32 in TF32
+    (10-bit mantissas). torch allows it by default; segstream does not (see
+    TorchBackend), the benchmarks turn it back on to show what it costs."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -138,11 +147,10 @@ class TorchBackend(Backend):
             log.warning("%s: fp16 on the CPU is slower than fp32 (`segstream run` uses fp32 there)", path)
         self.half = half
         if self.device.type == "cuda":
-            # torch lets cuDNN run fp32 convolutions in TF32 (10-bit mantissas) by default: on an
-            # H200 that moved 6 of 1919 YOLOv8n-seg boxes below IoU 0.99 of the CPU's, none with it
-            # off. fp32 means fp32 here, as in segstream's TensorRT builds; fp16 is the fast choice.
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
+            # torch lets cuDNN run fp32 convolutions in TF32 by default: on an H200 that moved
+            # 6 of 1919 YOLOv8n-seg boxes below IoU 0.99 of the CPU's, none with it off. fp32
+            # means fp32 here, as in segstream's TensorRT builds; fp16 is the fast choice.
+            allow_tf32(False)
         self.module = module.eval()
         kept = to_device(self.module, self.device)
         log.debug("%s: %d shape constants kept on the CPU", path, len(kept))
