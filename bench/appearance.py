@@ -20,18 +20,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from segstream.engines.adapters.reid import ReidEmbedder
+from segstream.engines.ops.appearance import color_embeddings
+from segstream.stream.sources import open_source
+from segstream.tracking.byte import ByteTracker
+from segstream.tracking.deepsort import DeepSort
+from segstream.tracking.evaluation import evaluate_mot
+from segstream.tracking.mot import format_tracks, read_detections, read_seqinfo
+from segstream.tracking.sort import Sort
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.appearance import color_embeddings  # noqa: E402
-from engines.reid import ReidEmbedder  # noqa: E402
-from stream.sources import open_source  # noqa: E402
-from tracking.byte import ByteTracker  # noqa: E402
-from tracking.deepsort import DeepSort  # noqa: E402
-from tracking.evaluation import evaluate_mot  # noqa: E402
-from tracking.mot import format_tracks, read_detections, read_seqinfo  # noqa: E402
-from tracking.sort import Sort  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 SEQ = "PETS09-S2L1"
 

@@ -20,20 +20,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.backend import Capabilities, choose_backend  # noqa: E402
-from engines.batching import batchable_model  # noqa: E402
-from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
-from engines.model import Model  # noqa: E402
-from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline  # noqa: E402
-from stream.errors import SegstreamError  # noqa: E402
-
 from model_timing import model_only_fps  # noqa: E402  (bench/ is on the path: it holds this script)
+from segstream.engines.model import Model
+from segstream.engines.runtimes.batching import batchable_model
+from segstream.engines.runtimes.engine_cache import BuildOptions, ShapeProfile
+from segstream.engines.runtimes.registry import Capabilities, choose_backend
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
+from segstream.pipelines.session import build_pipeline
+from segstream.stream.errors import SegstreamError
 
+REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
 

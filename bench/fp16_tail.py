@@ -1,11 +1,11 @@
 """Does keeping a detector's decoding tail in fp32 keep fp16 boxes at fp32's?
 
 TensorRT fp16 builds keep the layers after the last convolutions in fp32
-(engines/precision.py). This measures why, without TensorRT: the model is
+(engines/runtimes/precision.py). This measures why, without TensorRT: the model is
 converted to torch (onnx2torch) and run three ways on the chosen device,
 - "all fp16": every layer and constant in fp16 (a TensorRT fp16 build
   without precision constraints may choose this),
-- "fp32 tail": the same, with the layers `engines.precision.output_tail`
+- "fp32 tail": the same, with the layers `engines.runtimes.precision.output_tail`
   picks (and their constants) in fp32, as segstream's TensorRT builds ask,
 - "autocast": the torch backend's fp16 (torch's mixed precision),
 and each is matched against ONNX Runtime's fp32 results on the CPU, frame by
@@ -28,16 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gpu_parity import match_objects  # noqa: E402  (bench/ is on the path: it holds this script)
+from segstream.engines.model import Model
+from segstream.engines.runtimes.onnx_info import load_onnx
+from segstream.engines.runtimes.precision import onnx_layers, output_tail
+from segstream.stream.sources import open_source
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.model import Model  # noqa: E402
-from engines.onnx_info import load_onnx  # noqa: E402
-from engines.precision import onnx_layers, output_tail  # noqa: E402
-from gpu_parity import match_objects  # noqa: E402  (bench/ is on the path: it holds this script)
-from stream.sources import open_source  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
 

@@ -20,13 +20,16 @@ py="${PYTHON:-python3}"
 device="${DEVICE:-cuda}"
 # pydantic, pyzmq, pycocotools, onnx2torch: not on the device image. The wheels are
 # cp312 and the machine has no package index, so: no index, no build, a --target
-# folder on the path, and the checkout itself on the path instead of `pip install -e`
-# (which would try to fetch setuptools for its isolated build).
+# folder on the path, and the checkout laid out as the `segstream` package by links
+# (setup.cfg's package_dir) instead of `pip install -e` (which would try to fetch
+# setuptools for its isolated build).
 if ls .whl/*.whl >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+pkg="$(mktemp -d)" && mkdir "$pkg/segstream" && ln -s "$PWD"/api/* "$pkg/segstream/" || exit 1
+for d in stream engines tracking pipelines; do ln -s "$PWD/$d" "$pkg/segstream/$d"; done
+export PYTHONPATH="$pkg:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 "$py" -c 'import torch, onnxruntime, zmq, pydantic, cv2; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-", "| onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())' || exit 1
 tmp="$(mktemp -d)"
 "$py" -c "import sys; sys.path.insert(0, 'tests'); from semantic_models import export_tiny_fcn; export_tiny_fcn('$tmp/fcn21.onnx', classes=21)" || exit 1
@@ -67,7 +70,7 @@ run() {  # name, flags...
     local name="$1"; shift
     echo "== segstream run --device $device $* -> $name"
     mkdir -p "$tracks/$name"
-    "$py" -m pipelines.cli run --source "$assets/video/vtest.avi" --backend torch --device "$device" --no-progress \
+    "$py" -m segstream run --source "$assets/video/vtest.avi" --backend torch --device "$device" --no-progress \
         --max-frames "${E2E_FRAMES:-795}" --export "$tracks/$name/PETS09-S2L1.txt" "$@" || status=1
 }
 seg=(--model "$assets/models/yolov8n-seg_320_fp32.onnx" --classes person)

@@ -22,17 +22,14 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from segstream.engines.model import Model
+from segstream.engines.runtimes.engine_cache import BuildOptions
+from segstream.stream.boxes import box_iou
+from segstream.stream.masks import paired_mask_iou
+from segstream.stream.sources import open_source
+from segstream.stream.types import Detections, LabelMap
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.engine_cache import BuildOptions  # noqa: E402
-from engines.model import Model  # noqa: E402
-from stream.boxes import box_iou  # noqa: E402
-from stream.masks import paired_mask_iou  # noqa: E402
-from stream.sources import open_source  # noqa: E402
-from stream.types import Detections, LabelMap  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
 
@@ -86,7 +83,7 @@ def main() -> None:
     tested = Model.load(args.model, backend=args.backend, device=args.device,
                         build=BuildOptions(args.precision, cuda_graph=args.cuda_graph))
     if args.tf32:  # after the load, which turns it off
-        from engines.torch_backend import allow_tf32
+        from segstream.engines.runtimes.torch import allow_tf32
 
         allow_tf32(True)
     if args.device_path:

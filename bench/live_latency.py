@@ -26,11 +26,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
+from segstream.pipelines.session import build_pipeline
 from soak import ASSETS, Camera, percentile  # noqa: E402
-
-from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline  # noqa: E402
 
 IN_FLIGHT = (64, 2, 1)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from engines.batching import stack_feeds
-from engines.model import Model
-from stream.sources import open_source
+from segstream.engines.model import Model
+from segstream.engines.runtimes.batching import stack_feeds
+from segstream.stream.sources import open_source
 
 
 def model_only_fps(model: Model, video: str, batch: int, frames: int) -> float:

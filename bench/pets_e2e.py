@@ -19,16 +19,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
+from segstream.pipelines.session import build_pipeline
+from segstream.stream.boxes import box_iou, xywh_to_xyxy
+from segstream.tracking.evaluation import evaluate_mot
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline  # noqa: E402
-from stream.boxes import box_iou, xywh_to_xyxy  # noqa: E402
-from tracking.evaluation import evaluate_mot  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 REID = str(ASSETS / "models" / "osnet_x0_25_msmt17.onnx")
 CONFIGS = {

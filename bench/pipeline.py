@@ -23,16 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+from segstream.engines.model import Model
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
+from segstream.pipelines.session import build_pipeline, inference_layout
+from segstream.stream.sources import open_source
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.model import Model  # noqa: E402
-from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline, inference_layout  # noqa: E402
-from stream.sources import open_source  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 DEFAULT_MODELS = ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx"]
 

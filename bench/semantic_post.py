@@ -1,7 +1,7 @@
 """How much does a semantic model's post-processing cost at frame resolution?
 
 A semantic model's logits are resized to the frame and arg-maxed there
-(engines/semantic.py). This times, on the same logits, four ways to do it:
+(engines/adapters/semantic.py). This times, on the same logits, four ways to do it:
 - "every class": cv2-resize all class planes, then numpy's argmax (the textbook),
 - "running max": resize one plane at a time into a running maximum (segstream before),
 - "torch": F.interpolate + argmax on the CPU (what the GPU data path runs on a GPU),
@@ -35,15 +35,12 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segstream.engines.model import Model
+from segstream.engines.ops.label_resize import contending_classes, resize_argmax
+from segstream.stream.sources import open_source
+from segstream.stream.wire import png_params
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from engines.model import Model  # noqa: E402
-from engines.label_resize import contending_classes, resize_argmax  # noqa: E402
-from stream.sources import open_source  # noqa: E402
-from stream.wire import png_params  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 LOGIT_SIDE = 520
 

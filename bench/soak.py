@@ -24,14 +24,13 @@ import threading
 import time
 from pathlib import Path
 
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
+from segstream.pipelines.session import build_pipeline
+from segstream.stream.subscriber import Subscriber
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipelines.cli import GIL_SWITCH_INTERVAL_S, _quiet_native_logs  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.session import build_pipeline  # noqa: E402
-from stream.subscriber import Subscriber  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 
 

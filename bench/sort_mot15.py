@@ -17,13 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from segstream.tracking.evaluation import evaluate_mot
+from segstream.tracking.mot import track_sequences
+from segstream.tracking.sort import Sort
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tracking.evaluation import evaluate_mot  # noqa: E402
-from tracking.mot import track_sequences  # noqa: E402
-from tracking.sort import Sort  # noqa: E402
-
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 # MOTA of the original SORT (abewley/sort README, MOT devkit) on these detections.
 ORIGINAL_SORT_MOTA = {"TUD-Campus": 62.7, "ETH-Sunnyday": 59.1, "KITTI-17": 60.2}

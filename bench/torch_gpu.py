@@ -20,15 +20,14 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from engines.batching import batchable_model  # noqa: E402
-from engines.engine_cache import BuildOptions, ShapeProfile  # noqa: E402
-from engines.model import Model  # noqa: E402
-from engines.torch_backend import allow_tf32  # noqa: E402
 from model_timing import model_only_fps  # noqa: E402  (bench/ is on the path: it holds this script)
-from stream.sources import open_source  # noqa: E402
+from segstream.engines.model import Model
+from segstream.engines.runtimes.batching import batchable_model
+from segstream.engines.runtimes.engine_cache import BuildOptions, ShapeProfile
+from segstream.engines.runtimes.torch import allow_tf32
+from segstream.stream.sources import open_source
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 

@@ -33,14 +33,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 # This file is named like roboflow's `trackers` package: keep its folder off the import path.
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(REPO))
 
-from stream.types import Detections  # noqa: E402
-from tracking.byte import ByteTracker  # noqa: E402
-from tracking.deepsort import DeepSort  # noqa: E402
-from tracking.evaluation import evaluate_mot  # noqa: E402
-from tracking.mot import SequenceInfo, mot_sequences, read_seqinfo, track_sequences  # noqa: E402
-from tracking.sort import Sort  # noqa: E402
+from segstream.stream.types import Detections
+from segstream.tracking.byte import ByteTracker
+from segstream.tracking.deepsort import DeepSort
+from segstream.tracking.evaluation import evaluate_mot
+from segstream.tracking.mot import SequenceInfo, mot_sequences, read_seqinfo, track_sequences
+from segstream.tracking.sort import Sort
 
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 

@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from stream.masks import BoxMasks
-from stream.types import Detections, Frame, LabelMap
-
-from .letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
-from .masks import box_pixel_ranges, proto_region
-from .label_resize import label_dtype
-from .semantic import SemanticAdapter, logit_region
-from .yolo import YoloAdapter
+from ..stream.masks import BoxMasks
+from ..stream.types import Detections, Frame, LabelMap
+from .adapters.semantic import SemanticAdapter, logit_region
+from .adapters.yolo import YoloAdapter
+from .ops.label_resize import label_dtype
+from .ops.letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
+from .ops.masks import box_pixel_ranges, proto_region
 
 
 @lru_cache(maxsize=32)
@@ -89,7 +88,7 @@ def resize_like_cv2(image: Any, new_h: int, new_w: int) -> Any:
 
 def letterbox_on_device(image: Any, input_hw: tuple[int, int]) -> tuple[Any, Letterbox]:
     """(H, W, 3) uint8 BGR tensor -> ((1, 3, ih, iw) float32 RGB in [0, 1], Letterbox),
-    with the same geometry and the same pixels as `engines.letterbox.letterbox`."""
+    with the same geometry and the same pixels as `engines.ops.letterbox.letterbox`."""
     import torch
 
     lb, new_w, new_h = letterbox_geometry((int(image.shape[0]), int(image.shape[1])), input_hw)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from stream.errors import ModelError
+from ..stream.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -13,19 +13,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from stream.errors import ConfigError
-from stream.types import Detections, Frame, LabelMap, person_class_id
-
-from .backend import Backend, TensorSpec, load_backend
-from .batching import split_outputs, stack_feeds
+from ..stream.errors import ConfigError
+from ..stream.types import Detections, Frame, LabelMap, person_class_id
+from .adapters.rcnn import RcnnAdapter, is_rcnn
+from .adapters.semantic import SemanticAdapter, SemanticConfig, is_class_ids, semantic_output
+from .adapters.yolo import PostprocessConfig, make_adapter
 from .device_path import device_path_for
-from .engine_cache import BuildOptions
-from .fusion import fuse_keypoints
-from .letterbox import Letterbox
-from .onnx_info import graph_io, load_onnx, producer_op
-from .rcnn import RcnnAdapter, is_rcnn
-from .semantic import SemanticAdapter, SemanticConfig, is_class_ids, semantic_output
-from .yolo import PostprocessConfig, make_adapter
+from .fusion.keypoints import fuse_keypoints
+from .ops.letterbox import Letterbox
+from .runtimes.base import Backend, TensorSpec
+from .runtimes.batching import split_outputs, stack_feeds
+from .runtimes.engine_cache import BuildOptions
+from .runtimes.onnx_info import graph_io, load_onnx, producer_op
+from .runtimes.registry import load_backend
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from stream.errors import ConfigError, ModelError, OutputError
+from ..stream.errors import ConfigError, ModelError, OutputError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
 import threading
@@ -19,29 +18,29 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from engines.backend import choose_backend
-from engines.batching import batchable_model
-from engines.engine_cache import BuildOptions, ShapeProfile
-from engines.hub import resolve_model
-from engines.model import Model, onnx_preprocess
-from engines.tensorrt_backend import ensure_engine, options_for_model
-from stream.errors import ModelError, SegstreamError, SourceError
-from stream.security import create_keys
-from stream.subscriber import Subscriber
-from stream.wire import WireError
-
-from tracking.evaluation import evaluate_mot
-from tracking.mot import mot_sequences, track_sequences
-
+from .. import __version__
+from ..engines.adapters.reid import ReidEmbedder
+from ..engines.hub import resolve_model
+from ..engines.model import Model, onnx_preprocess
+from ..engines.runtimes.batching import batchable_model
+from ..engines.runtimes.engine_cache import BuildOptions, ShapeProfile
+from ..engines.runtimes.registry import choose_backend, load_backend
+from ..engines.runtimes.tensorrt import ensure_engine, options_for_model
+from ..stream.errors import ModelError, SegstreamError, SourceError
+from ..stream.security import create_keys
+from ..stream.subscriber import Subscriber
+from ..stream.wire import WireError
+from ..tracking.evaluation import evaluate_mot
+from ..tracking.mot import mot_sequences, track_sequences
 from .config import BuildFileConfig, RunConfig, TrackerConfig, load_config
-from .metrics import MetricsServer
-from .session import build_pipeline, make_tracker_factory, semantic_config
-from .stats import RunStats
+from .run import run_config
+from .session import make_tracker_factory, semantic_config
 
 log = logging.getLogger("segstream")
 
 DEMO_VIDEO = "video/vtest.avi"
 DEMO_MODELS = ("models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx")
+DEMO_VIDEO_URL = "https://github.com/opencv/opencv/raw/4.x/samples/data/vtest.avi"
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -68,7 +67,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
     p.add_argument("--segment-minutes", type=float, dest="segment_minutes",
                    help="cut --save and --export into parts of this many minutes (live: named by UTC start time)")
-    p.add_argument("--max-frames", type=int, dest="max_frames")
+    p.add_argument("--max-frames", type=int, dest="max_frames", help="stop each source after N frames")
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
     p.add_argument("--timeout", type=float,
@@ -92,7 +91,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
-    p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None,
+                   help="no progress bar (shown by default when stderr is a terminal)")
     p.add_argument("--metrics-port", type=int, dest="metrics_port",
                    help="serve Prometheus metrics on /metrics and a health check on /healthz at this port")
     p.add_argument("--health-stall", type=float, dest="health_stall",
@@ -106,11 +106,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="how much to log (default WARNING; INFO says which backend runs each model and why)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segstream", description="Real-time segmentation, keypoints and tracking")
+    parser.add_argument("--version", action="version", version=f"segstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the pipeline on a source")
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("model", help="ONNX model")
     precision = build.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="FP16 (default)")
-    precision.add_argument("--fp32", action="store_const", const="fp32", dest="precision")
+    precision.add_argument("--fp32", action="store_const", const="fp32", dest="precision", help="FP32 (IEEE, no TF32)")
     precision.add_argument("--int8", action="store_const", const="int8", dest="precision", help="INT8, with --calib")
     build.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     build.add_argument("--batch", type=int, default=1, help="largest batch the engine accepts (default 1)")
@@ -175,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run on the sample video with the sample seg + pose models")
     demo.add_argument("--assets", default=None, help="assets folder (default $SEGSTREAM_ASSETS or ../shared/assets)")
-    demo.add_argument("--publish", default="tcp://127.0.0.1:5555")
-    demo.add_argument("--max-frames", type=int, dest="max_frames")
+    demo.add_argument("--publish", default="tcp://127.0.0.1:5555",
+                      help="ZeroMQ endpoint to publish on (default tcp://127.0.0.1:5555, this machine only)")
+    demo.add_argument("--max-frames", type=int, dest="max_frames", help="stop after N frames")
     demo.add_argument("--save", help="also write an annotated video")
     _common(demo)
     demo.set_defaults(func=cmd_demo)
@@ -226,45 +229,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
-    stats = run(config)
+    stats = run_config(config)
     print(stats.table())
     return 130 if stats.interrupted else 0
-
-
-GIL_SWITCH_INTERVAL_S = 0.001
-
-
-def run(config: RunConfig) -> RunStats:
-    """Run a validated config with Ctrl-C/SIGTERM mapped to a graceful stop."""
-    # The inference thread gets the GIL back sooner after each model call
-    # (default 5 ms); measured +4% FPS on 2 cores.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    metrics = MetricsServer(config.metrics_port, config.health_stall) if config.metrics_port is not None else None
-    try:
-        pipeline, progress = build_pipeline(config, show_progress=config.progress and sys.stderr.isatty())
-    except BaseException:
-        if metrics is not None:
-            metrics.close()
-        raise
-    if metrics is not None:
-        metrics.attach(pipeline)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        def request_stop(signum: int, _frame: Any) -> None:
-            log.warning("signal %d: finishing frames in flight", signum)
-            pipeline.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request_stop)
-    try:
-        return pipeline.run()
-    finally:
-        pipeline.models.close()
-        if metrics is not None:
-            metrics.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if progress is not None:
-            progress.close()
 
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
@@ -333,16 +300,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     built), then the backend `run` would choose on this machine."""
     semantic = semantic_config(load_config(args.config, schema=BuildFileConfig)) if args.config else None
     for spec in args.model:
-        model = Model.load(resolve_model(spec), backend="onnxruntime", device="cpu", semantic=semantic)
-        print(model.describe())
-        model.close()
+        print(describe_model(resolve_model(spec), semantic))
     backend, device, why = choose_backend("auto", "auto")
     print(f"run would use {backend} on {device}: {why}")
     return 0
 
 
+def describe_model(path: str, semantic: Any = None) -> str:
+    """How segstream reads `path`: as a detection, segmentation or pose model,
+    else as a re-id model for the tracker's appearance features."""
+    try:
+        model = Model.load(path, backend="onnxruntime", device="cpu", semantic=semantic)
+    except ModelError as err:
+        try:
+            embedder = ReidEmbedder(load_backend(path, "onnxruntime", "cpu"))
+        except ModelError:
+            raise err from None
+        with contextlib.closing(embedder):
+            return embedder.describe(path)
+    with contextlib.closing(model):
+        return model.describe()
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from engines.torchvision_export import export_torchvision
+    from ..engines.torchvision_export import export_torchvision
 
     path = export_torchvision(args.model, args.out, args.random_weights, tuple(args.imgsz) if args.imgsz else None)
     note = " (random weights: for shapes and plumbing only)" if args.random_weights else ""
@@ -358,7 +339,8 @@ def demo_assets(assets: str | None) -> tuple[str, list[str]]:
     if missing:
         raise SourceError(
             f"demo assets missing: {', '.join(missing)}. Set SEGSTREAM_ASSETS to a folder holding {DEMO_VIDEO} and "
-            f"{' and '.join(DEMO_MODELS)}, or export models with Ultralytics: "
+            f"{' and '.join(DEMO_MODELS)}. The video is OpenCV's sample {DEMO_VIDEO_URL} (also in Debian's "
+            "opencv-doc package); export the models with Ultralytics (pip install ultralytics): "
             "`yolo export model=yolov8n-seg.pt format=onnx imgsz=320` and `yolo export model=yolo11n-pose.pt format=onnx`"
         )
     return str(video), [str(m) for m in models]
@@ -381,7 +363,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     listener.start()
     print(f"segstream demo: {video} with {', '.join(Path(m).name for m in models)}, publishing on {config.publish}")
     try:
-        stats = run(config)
+        stats = run_config(config)
     finally:
         time.sleep(0.3)  # let the last messages arrive
         done.set()

@@ -12,8 +12,8 @@ from typing import Any, Literal, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stream.errors import ConfigError
-from stream.sources import local_path
+from ..stream.errors import ConfigError
+from ..stream.sources import local_path
 
 
 class SortConfig(BaseModel):

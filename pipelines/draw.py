@@ -7,7 +7,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from stream.types import Detections
+from ..stream.types import Detections
 
 # COCO keypoint skeleton (0-based indices).
 SKELETON = (

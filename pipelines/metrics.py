@@ -22,8 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from stream.errors import PublishError
-
+from ..stream.errors import PublishError
 from .runner import Pipeline
 from .stats import LATENCY_BUCKETS_MS, StageStats
 

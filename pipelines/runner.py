@@ -21,11 +21,10 @@ from typing import Any, Callable, Sequence
 
 from threadpoolctl import threadpool_limits
 
-from stream.errors import SegstreamError, SourceError
-from stream.sources import Source
-from stream.types import Detections, Frame, LabelMap, PanopticMap
-from stream.wire import frame_message, status_message
-
+from ..stream.errors import SegstreamError, SourceError
+from ..stream.sources import Source
+from ..stream.types import Detections, Frame, LabelMap, PanopticMap
+from ..stream.wire import frame_message, status_message
 from .queues import EMPTY, END, POLL_S, Aborted, StageQueue
 from .sinks import Sink
 from .stats import RunStats

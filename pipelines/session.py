@@ -14,23 +14,22 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-from engines.appearance import color_embeddings
-from engines.batching import batchable_model
-from engines.engine_cache import BuildOptions, ShapeProfile
-from engines.hub import resolve_model
-from engines.model import ModelSet, load_models
-from engines.panoptic import fuse_panoptic, stuff_class_ids
-from engines.reid import ReidEmbedder
-from engines.semantic import SemanticConfig
-from stream.errors import ConfigError
-from stream.publisher import Publisher
-from stream.sources import default_source_id, open_source
-from stream.types import Detections, LabelMap, PanopticMap
-from tracking.byte import ByteTracker
-from tracking.cmc import CameraMotion
-from tracking.deepsort import DeepSort
-from tracking.sort import Sort
-
+from ..engines.adapters.reid import ReidEmbedder
+from ..engines.adapters.semantic import SemanticConfig
+from ..engines.fusion.panoptic import fuse_panoptic, stuff_class_ids
+from ..engines.hub import resolve_model
+from ..engines.model import ModelSet, load_models
+from ..engines.ops.appearance import color_embeddings
+from ..engines.runtimes.batching import batchable_model
+from ..engines.runtimes.engine_cache import BuildOptions, ShapeProfile
+from ..stream.errors import ConfigError
+from ..stream.publisher import Publisher
+from ..stream.sources import default_source_id, open_source
+from ..stream.types import Detections, Frame, LabelMap, PanopticMap
+from ..tracking.byte import ByteTracker
+from ..tracking.cmc import CameraMotion
+from ..tracking.deepsort import DeepSort
+from ..tracking.sort import Sort
 from .config import BuildFileConfig, RunConfig, TrackerConfig
 from .runner import Pipeline
 from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source, segmented
@@ -124,7 +123,11 @@ def make_embedder(config: RunConfig, threads: int | None) -> Any:
     return None
 
 
-def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipeline, Any]:
+def build_pipeline(
+    config: RunConfig, show_progress: bool = False, on_frame: Callable[[Frame, Detections], None] | None = None,
+) -> tuple[Pipeline, Any]:
+    """The pipeline for `config`, and its progress bar (or None). `on_frame(frame,
+    detections)` sees every published frame."""
     with contextlib.ExitStack() as undo:
         sources = []
         for spec, source_id in zip(config.source, unique_source_ids(config.source)):
@@ -167,12 +170,10 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
                     part, fps[sid], models.class_names, live=live[sid]))
 
             sinks.append(per_source(config.save, list(live), video))
-        progress = None
-        if show_progress:
-            progress = _progress_bar(sources, config.max_frames)
+        progress = _progress_bar(sources, config.max_frames) if show_progress else None
         pipeline = Pipeline(
             sources, models, make_tracker_factory(config), sinks, config.queue_size, config.max_frames,
-            on_frame=(lambda _p: progress.update(1)) if progress is not None else None,
+            on_frame=_frame_callback(progress, on_frame),
             infer_workers=layout.workers,
             make_camera_motion=CameraMotion if config.cmc else None,
             embed=make_embedder(config, layout.threads),
@@ -183,6 +184,19 @@ def build_pipeline(config: RunConfig, show_progress: bool = False) -> tuple[Pipe
         )
         undo.pop_all()
     return pipeline, progress
+
+
+def _frame_callback(progress: Any, on_frame: Callable[[Frame, Detections], None] | None) -> Any:
+    """What the pipeline calls with each published packet: the progress bar, then the user's callback."""
+    if progress is None and on_frame is None:
+        return None
+
+    def call(packet: Any) -> None:
+        if progress is not None:
+            progress.update(1)
+        if on_frame is not None:
+            on_frame(packet.frame, packet.detections)
+    return call
 
 
 def unique_source_ids(specs: list[str]) -> list[str]:

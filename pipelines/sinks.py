@@ -16,12 +16,11 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from stream.errors import OutputError
-from stream.publisher import Publisher
-from stream.types import Detections, Frame
-from stream.wire import eos_message
-from tracking.mot import format_tracks
-
+from ..stream.errors import OutputError
+from ..stream.publisher import Publisher
+from ..stream.types import Detections, Frame
+from ..stream.wire import eos_message
+from ..tracking.mot import format_tracks
 from .draw import annotate
 
 log = logging.getLogger(__name__)

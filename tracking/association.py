@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from stream.boxes import box_iou
+from ..stream.boxes import box_iou
 
 
 def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray) -> np.ndarray:

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.types import Detections
-
+from ..stream.types import Detections
 from .association import iou_similarity, match
 from .kalman import CHI2_95, HeightScaledKalman, scale_states, xyah_factors, xyah_to_xyxy, xyxy_to_xyah
 from .state import TrackArrays, blend_features, check_box_source, tracked_rows

@@ -1,6 +1,6 @@
 """HOTA / CLEAR (MOTA) / Identity (IDF1) scores with TrackEval.
 
-TrackEval is an optional dependency (`pip install segstream[dev]`), imported
+TrackEval is an optional dependency (`pip install 'segstream[eval]'`), imported
 only when an evaluation runs.
 """
 
@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.errors import SegstreamError
+from ..stream.errors import SegstreamError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def evaluate_mot(gt_root: str | Path, results_dir: str | Path, sequences: list[s
     try:
         import trackeval
     except ImportError:
-        raise SegstreamError("evaluation needs TrackEval: pip install trackeval") from None
+        raise SegstreamError("evaluation needs TrackEval: pip install 'segstream[eval]'") from None
 
     results_dir = Path(results_dir)
     with tempfile.TemporaryDirectory() as tmp:

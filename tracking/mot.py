@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stream.boxes import xywh_to_xyxy
-from stream.types import Detections
+from ..stream.boxes import xywh_to_xyxy
+from ..stream.types import Detections
 
 
 @dataclass(frozen=True)

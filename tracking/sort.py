@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.types import Detections
-
+from ..stream.types import Detections
 from .association import iou_similarity, match
 from .kalman import KalmanFilter, scale_states
 from .state import TrackArrays

@@ -7,8 +7,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from stream.types import Detections
-
+from ..stream.types import Detections
 from .kalman import xyah_to_xyxy
 
 T = TypeVar("T", bound="TrackArrays")

@@ -1,6 +1,6 @@
 """A test double of the `tensorrt` module: TensorRT cannot be installed on
 machines without an NVIDIA GPU (this CI's), so this stands in for the parts
-of the TensorRT 10 Python API that `engines/tensorrt_backend.py` calls when
+of the TensorRT 10 Python API that `engines/runtimes/tensorrt.py` calls when
 building, and records what the builder was asked to do. It compiles nothing.
 """
 
@@ -106,7 +106,7 @@ class OnnxParser:
         if OnnxParser.PARSE_ERRORS:
             self.errors = list(OnnxParser.PARSE_ERRORS)
             return False
-        from engines.onnx_info import onnx_inputs_and_metadata
+        from segstream.engines.runtimes.onnx_info import onnx_inputs_and_metadata
 
         inputs, _ = onnx_inputs_and_metadata(path)
         self.network.inputs = [_Tensor(i.name, tuple(-1 if d is None else d for d in i.shape)) for i in inputs]

@@ -4,13 +4,12 @@ do not understand, and files that are not models, get a clear error."""
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
 from conftest import asset
-from engines.model import Model, load_models
-from engines.yolo import YoloV5Seg, YoloV8Detect, YoloV8Pose, YoloV8Seg
-from stream.errors import ConfigError, ModelError
-from stream.sources import open_source
+from onnx import TensorProto, helper
+from segstream.engines.adapters.yolo import YoloV5Seg, YoloV8Detect, YoloV8Pose, YoloV8Seg
+from segstream.engines.model import Model, load_models
+from segstream.stream.errors import ConfigError, ModelError
+from segstream.stream.sources import open_source
 
 
 @pytest.mark.parametrize(

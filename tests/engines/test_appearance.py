@@ -2,9 +2,8 @@
 and different clothes less similar."""
 
 import numpy as np
-
-from engines.appearance import color_embeddings
-from stream.types import Detections
+from segstream.engines.ops.appearance import color_embeddings
+from segstream.stream.types import Detections
 
 
 def test_colour_embeddings_separate_colours_and_use_the_mask():
@@ -23,8 +22,8 @@ def test_colour_embeddings_separate_colours_and_use_the_mask():
 
 
 def test_same_people_on_real_frames_are_more_alike(video, seg_model):
-    from engines.model import Model
-    from stream.sources import open_source
+    from segstream.engines.model import Model
+    from segstream.stream.sources import open_source
 
     model = Model.load(str(seg_model), classes=["person"])
     frames = {}
@@ -36,7 +35,7 @@ def test_same_people_on_real_frames_are_more_alike(video, seg_model):
                 break
     a, b = (model(frames[s]) for s in (100, 102))
     ea, eb = color_embeddings(frames[100].image, a), color_embeddings(frames[102].image, b)
-    from stream.boxes import box_iou
+    from segstream.stream.boxes import box_iou
 
     iou = box_iou(a.xyxy, b.xyxy)
     same = iou > 0.7  # two frames apart, a person barely moves

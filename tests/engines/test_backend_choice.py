@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
-from engines.backend import Capabilities, choose_backend, load_backend
-from engines.engine_cache import BuildOptions
-from stream.errors import ModelError
+from segstream.engines.runtimes.engine_cache import BuildOptions
+from segstream.engines.runtimes.registry import Capabilities, choose_backend, load_backend
+from segstream.stream.errors import ModelError
 
 
 @dataclass
@@ -116,8 +115,8 @@ def test_int8_without_tensorrt_says_the_file_runs_as_it_is(seg_model, caplog):
 def test_asking_for_the_gpu_data_path_on_a_fallback_backend_runs_on_the_cpu_path(seg_model, video, caplog):
     """A forced GPU data path with a backend that takes only host arrays (onnxruntime,
     where torch was unavailable) warns and keeps the CPU path instead of crashing."""
-    from engines.model import Model
-    from stream.sources import open_source
+    from segstream.engines.model import Model
+    from segstream.stream.sources import open_source
 
     reference = Model.load(str(seg_model), backend="onnxruntime", device="cpu")
     with caplog.at_level("WARNING"):

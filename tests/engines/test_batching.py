@@ -10,11 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
-from engines.batching import batchable_model, split_outputs, stack_feeds
-from engines.model import Model, ModelSet
-from stream.errors import ModelError
-from stream.sources import open_source
+from segstream.engines.model import Model, ModelSet
+from segstream.engines.runtimes.batching import batchable_model, split_outputs, stack_feeds
+from segstream.stream.errors import ModelError
+from segstream.stream.sources import open_source
 
 
 def run(path, x):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engines.calibration import calibration_batches, fingerprint, yolo_preprocess
-from engines.engine_cache import ShapeProfile
-from engines.model import Model, onnx_preprocess
-from engines.semantic import SemanticConfig
+from segstream.engines.adapters.semantic import SemanticConfig
+from segstream.engines.model import Model, onnx_preprocess
+from segstream.engines.runtimes.calibration import calibration_batches, fingerprint, yolo_preprocess
+from segstream.engines.runtimes.engine_cache import ShapeProfile
+from segstream.stream.errors import ModelError
+from segstream.stream.sources import open_source
 from semantic_models import export_tiny_fcn
-from stream.errors import ModelError
-from stream.sources import open_source
 
 
 def frames_of(video, seqs):

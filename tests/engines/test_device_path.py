@@ -8,15 +8,20 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from engines.device_path import (DeviceSemanticPath, assemble_masks_on_device, box_crops_to_host, labels_on_device,
-                                 letterbox_on_device, resize_like_cv2)
-from engines.letterbox import letterbox, to_blob
-from engines.masks import assemble_masks
-from engines.model import Model
+from segstream.engines.device_path import (
+    DeviceSemanticPath,
+    assemble_masks_on_device,
+    box_crops_to_host,
+    labels_on_device,
+    letterbox_on_device,
+    resize_like_cv2,
+)
+from segstream.engines.model import Model
+from segstream.engines.ops.letterbox import letterbox, to_blob
+from segstream.engines.ops.masks import assemble_masks
+from segstream.stream.sources import open_source
+from segstream.stream.types import Frame
 from semantic_models import export_tiny_fcn
-from stream.sources import open_source
-from stream.types import Frame
 
 
 def frames(video, n):

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import asset
 from end_to_end_models import export_end_to_end
-from engines.model import Model
-from engines.yolo import EndToEndDetect, EndToEndPose, EndToEndSeg
-from stream.boxes import box_iou
-from stream.sources import open_source
+from segstream.engines.adapters.yolo import EndToEndDetect, EndToEndPose, EndToEndSeg
+from segstream.engines.model import Model
+from segstream.stream.boxes import box_iou
+from segstream.stream.sources import open_source
 
 CASES = {
     "segment": ("models/yolov8n-seg_320_fp32.onnx", 80, EndToEndSeg),

@@ -6,9 +6,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from engines.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile, engine_key
-from stream.errors import ConfigError
+from segstream.engines.runtimes.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile, engine_key
+from segstream.stream.errors import ConfigError
 
 ORIN = DeviceInfo("10.3.0", "Orin", (8, 7))
 H100 = DeviceInfo("10.7.0", "NVIDIA H100 80GB HBM3", (9, 0))
@@ -127,7 +126,7 @@ def test_bad_build_options_name_the_problem(kwargs, message):
 
 
 def test_unwritable_cache_is_a_one_line_error(tmp_path, model):
-    from stream.errors import OutputError
+    from segstream.stream.errors import OutputError
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

@@ -1,9 +1,8 @@
 """Fusion pairs persons by IoU, one-to-one, and keeps unmatched pose persons."""
 
 import numpy as np
-
-from engines.fusion import fuse_keypoints
-from stream.types import Detections
+from segstream.engines.fusion.keypoints import fuse_keypoints
+from segstream.stream.types import Detections
 
 
 def test_fusion_pairs_by_iou_and_keeps_leftovers():

@@ -7,10 +7,9 @@ import http.server
 import threading
 
 import pytest
-
 from conftest import free_port
-from engines.hub import ModelAsset, resolve_model
-from stream.errors import ModelError
+from segstream.engines.hub import ModelAsset, resolve_model
+from segstream.stream.errors import ModelError
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ without an instance stay unlabelled, and tracked things keep their track id."""
 from __future__ import annotations
 
 import numpy as np
-
-from engines.panoptic import fuse_panoptic, stuff_class_ids
-from stream.types import Detections, LabelMap
+from segstream.engines.fusion.panoptic import fuse_panoptic, stuff_class_ids
+from segstream.stream.types import Detections, LabelMap
 
 SEMANTIC_NAMES = ["background", "road", "person", "sky", "car", "grass"]
 THING_NAMES = ["person", "bicycle", "car"]

@@ -4,8 +4,7 @@ the last convolutions, found on the real sample models' graphs."""
 from __future__ import annotations
 
 import onnx
-
-from engines.precision import Layer, onnx_layers, output_tail
+from segstream.engines.runtimes.precision import Layer, onnx_layers, output_tail
 
 
 def _tail_ops(path):

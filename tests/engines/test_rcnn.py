@@ -6,12 +6,11 @@ exported models themselves are run in test_torchvision_export.py."""
 from __future__ import annotations
 
 import numpy as np
-
-from engines.backend import TensorSpec
-from engines.letterbox import Letterbox
-from engines.rcnn import RcnnAdapter, is_rcnn
-from engines.yolo import PostprocessConfig
-from stream.types import Frame
+from segstream.engines.adapters.rcnn import RcnnAdapter, is_rcnn
+from segstream.engines.adapters.yolo import PostprocessConfig
+from segstream.engines.ops.letterbox import Letterbox
+from segstream.engines.runtimes.base import TensorSpec
+from segstream.stream.types import Frame
 
 NAMES = repr({0: "__background__", 1: "person", 2: "bicycle", 3: "car"})
 IMAGE = TensorSpec("image", (3, None, None))

@@ -5,16 +5,15 @@ of a frame in one call, with the same features."""
 
 import numpy as np
 import pytest
-
 from conftest import asset
-from engines.backend import load_backend
-from engines.batching import batchable_model
-from engines.reid import MAX_CROPS, ReidEmbedder, crop_batches
-from engines.tensorrt_backend import options_for_model
-from stream.errors import ModelError
-from stream.sources import open_source
-from stream.types import Detections
-from tracking.mot import read_detections
+from segstream.engines.adapters.reid import MAX_CROPS, ReidEmbedder, crop_batches
+from segstream.engines.runtimes.batching import batchable_model
+from segstream.engines.runtimes.registry import load_backend
+from segstream.engines.runtimes.tensorrt import options_for_model
+from segstream.stream.errors import ModelError
+from segstream.stream.sources import open_source
+from segstream.stream.types import Detections
+from segstream.tracking.mot import read_detections
 
 
 def gt_frames(frames):

@@ -14,13 +14,12 @@ import torch.nn.functional as F
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from engines.label_resize import contending_classes, resize_argmax
-from engines.model import Model, ModelSet
-from engines.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig
+from segstream.engines.adapters.semantic import IMAGENET_MEAN, IMAGENET_STD, SemanticConfig
+from segstream.engines.model import Model, ModelSet
+from segstream.engines.ops.label_resize import contending_classes, resize_argmax
+from segstream.stream.errors import ConfigError
+from segstream.stream.types import Frame, LabelMap
 from semantic_models import STREET_LABELS, export_tiny_fcn
-from stream.errors import ConfigError
-from stream.types import Frame, LabelMap
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def fcn(tmp_path_factory):
 
 def reference_labels(module, image: np.ndarray, input_hw=(96, 128)) -> np.ndarray:
     """Letterbox + ImageNet normalisation, the torch module, padding cut, bilinear resize, argmax."""
-    from engines.letterbox import letterbox
+    from segstream.engines.ops.letterbox import letterbox
 
     padded, lb = letterbox(image, input_hw)
     x = torch.from_numpy(padded[:, :, ::-1].copy()).permute(2, 0, 1).float()[None] / 255
@@ -70,7 +69,7 @@ def test_names_without_a_labels_file_and_with_a_wrong_one(fcn, tmp_path):
 
 def test_a_semantic_model_beside_an_instance_model(fcn, seg_model, video):
     """Objects come from the instance model, the label map from the semantic one."""
-    from stream.sources import open_source
+    from segstream.stream.sources import open_source
 
     path, _, labels = fcn
     models = ModelSet([Model.load(str(seg_model)), Model.load(str(path), semantic=SemanticConfig(labels=str(labels)))])

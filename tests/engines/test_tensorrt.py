@@ -8,19 +8,22 @@ from __future__ import annotations
 import importlib.util
 
 import cv2
-import pytest
-
-from engines.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
-from engines.model import onnx_preprocess
-from engines.semantic import SemanticConfig
-from engines.tensorrt_backend import (
-    build_serialized, calibration_input, check_version, ensure_engine, options_for_model, profile_for,
-)
-from stream.errors import ModelError
-from stream.sources import open_source
-
 import fake_tensorrt as trt
+import pytest
 from conftest import asset
+from segstream.engines.adapters.semantic import SemanticConfig
+from segstream.engines.model import onnx_preprocess
+from segstream.engines.runtimes.engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
+from segstream.engines.runtimes.tensorrt import (
+    build_serialized,
+    calibration_input,
+    check_version,
+    ensure_engine,
+    options_for_model,
+    profile_for,
+)
+from segstream.stream.errors import ModelError
+from segstream.stream.sources import open_source
 from semantic_models import export_tiny_fcn
 
 HW = (320, 320)

@@ -11,18 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
-
-from engines.backend import Capabilities
-from engines.model import Model
-from stream.boxes import box_iou
-from stream.masks import paired_mask_iou
-from stream.sources import open_source
+from segstream.engines.model import Model
+from segstream.engines.runtimes.registry import Capabilities
+from segstream.stream.boxes import box_iou
+from segstream.stream.masks import paired_mask_iou
+from segstream.stream.sources import open_source
 
 if not Capabilities().torch_onnx:
     pytest.skip("onnx2torch with a torchvision matching this torch is not importable", allow_module_level=True)
 
-from engines.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
-from engines.torch_backend import TorchBackend  # noqa: E402
+from segstream.engines.runtimes.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from segstream.engines.runtimes.torch import TorchBackend  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ["models/yolov8n-seg_320_fp32.onnx", "models/yolo11n-pose.onnx", "models/yolov5s-seg.onnx",
@@ -64,8 +63,8 @@ def test_device_data_path_matches_the_cpu_path(seg_model, video, resize_on_devic
     """The GPU data path (frame upload, letterbox and masks in torch, only the
     head back for NMS), forced on here on the CPU, against ONNX Runtime's path:
     the issue's bar, letterboxed on the device (cv2's pixels) or on the CPU."""
-    from engines.model import Model as M
-    from engines.yolo import PostprocessConfig, make_adapter
+    from segstream.engines.adapters.yolo import PostprocessConfig, make_adapter
+    from segstream.engines.model import Model as M
 
     backend = TorchBackend(str(seg_model))
     adapter = make_adapter(backend.inputs, backend.outputs, backend.metadata, PostprocessConfig(), str(seg_model))
@@ -96,7 +95,7 @@ def test_fp16_keeps_the_fp32_detections(seg_model, video):
     run here on the CPU with a GPU's fp16 rounding: nearly every box and mask stays
     at the fp32 path's (a model cast to fp16 throughout moved 41% of the boxes
     below IoU 0.99, the worst to 0.78)."""
-    from engines.yolo import PostprocessConfig, make_adapter
+    from segstream.engines.adapters.yolo import PostprocessConfig, make_adapter
 
     backend = TorchBackend(str(seg_model), half=True)
     adapter = make_adapter(backend.inputs, backend.outputs, backend.metadata, PostprocessConfig(), str(seg_model))
@@ -120,10 +119,10 @@ def test_reid_features_on_the_torch_backend_match_onnxruntime(video):
     """Re-id on a GPU without TensorRT runs on torch: OSNet's batch-dynamic copy (opset 18,
     which onnx2torch takes once converted down) gives ONNX Runtime's features."""
     from conftest import asset
-    from engines.backend import load_backend
-    from engines.batching import batchable_model
-    from engines.reid import ReidEmbedder
-    from stream.types import Detections
+    from segstream.engines.adapters.reid import ReidEmbedder
+    from segstream.engines.runtimes.batching import batchable_model
+    from segstream.engines.runtimes.registry import load_backend
+    from segstream.stream.types import Detections
 
     path = batchable_model(str(asset("models/osnet_x0_25_msmt17.onnx")))
     on_torch = ReidEmbedder(load_backend(path, "torch", "cpu"))
@@ -144,7 +143,6 @@ def test_on_a_gpu_the_graph_reads_nothing_back_from_the_device(name):
     any read of a device tensor on the host fails as it would during a capture
     (on an H200 this read failed `--cuda-graph` before the constants stayed)."""
     import torch
-
     from conftest import asset
 
     backend = TorchBackend(str(asset(name)), device="meta")

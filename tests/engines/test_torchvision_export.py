@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engines.model import Model
-from stream.errors import ModelError
-from stream.sources import open_source
+from segstream.engines.model import Model
+from segstream.stream.errors import ModelError
+from segstream.stream.sources import open_source
 
 try:
     import torchvision  # noqa: F401
@@ -27,7 +26,7 @@ except Exception:  # noqa: BLE001 - a mismatched torchvision raises RuntimeError
 def test_without_torchvision_export_is_a_one_line_error(tmp_path):
     if HAVE_TORCHVISION:
         pytest.skip("torchvision is importable here")
-    from engines.torchvision_export import export_torchvision
+    from segstream.engines.torchvision_export import export_torchvision
 
     with pytest.raises(ModelError, match="export needs torchvision matching the installed torch"):
         export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "x.onnx"), random_weights=True)
@@ -40,7 +39,7 @@ def test_without_torchvision_export_is_a_one_line_error(tmp_path):
     ("keypointrcnn_resnet50_fpn", "pose"),
 ])
 def test_exported_architectures_run_through_their_adapters(name, task, tmp_path, video):
-    from engines.torchvision_export import export_torchvision
+    from segstream.engines.torchvision_export import export_torchvision
 
     path = export_torchvision(f"torchvision:{name}", str(tmp_path / f"{name}.onnx"), random_weights=True)
     model = Model.load(str(path), conf=0.0)
@@ -61,16 +60,16 @@ def test_exported_architectures_run_through_their_adapters(name, task, tmp_path,
 
 
 def test_unknown_model_names_the_supported_ones():
-    from engines.torchvision_export import export_torchvision
-    from stream.errors import ConfigError
+    from segstream.engines.torchvision_export import export_torchvision
+    from segstream.stream.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown model 'torchvision:resnet50': export supports torchvision:maskrcnn"):
         export_torchvision("torchvision:resnet50")
 
 
 def test_export_into_a_missing_folder_is_a_one_line_error(tmp_path):
-    from engines.torchvision_export import export_torchvision
-    from stream.errors import OutputError
+    from segstream.engines.torchvision_export import export_torchvision
+    from segstream.stream.errors import OutputError
 
     with pytest.raises(OutputError, match="export: the folder .*missing does not exist"):
         export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "missing" / "x.onnx"), True)
@@ -81,7 +80,7 @@ def test_exported_semantic_models_run_on_the_torch_backend(tmp_path, video):
     """Where there is a GPU but no TensorRT, torch runs the exported file: its label
     map is ONNX Runtime's. (The exporter shares equal weights through Identity
     nodes, which onnx2torch could not convert: the export inlines them.)"""
-    from engines.torchvision_export import export_torchvision
+    from segstream.engines.torchvision_export import export_torchvision
 
     path = str(export_torchvision("torchvision:lraspp_mobilenet_v3_large", str(tmp_path / "lraspp.onnx"), True))
     on_torch = Model.load(path, backend="torch", device="cpu")

@@ -5,14 +5,13 @@ video: matched boxes IoU >= 0.99, mask IoU >= 0.97, keypoints within 1.5 px."""
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linear_sum_assignment
-
 import ultralytics_reference as ref
 from conftest import asset
-from engines.model import Model
-from stream.boxes import box_iou
-from stream.masks import BoxMasks, paired_mask_iou
-from stream.sources import open_source
+from scipy.optimize import linear_sum_assignment
+from segstream.engines.model import Model
+from segstream.stream.boxes import box_iou
+from segstream.stream.masks import BoxMasks, paired_mask_iou
+from segstream.stream.sources import open_source
 
 FRAMES = (0, 200, 400, 600)
 

@@ -12,12 +12,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO, free_port
-from stream.sources import open_source
-from stream.wire import detections_from_message, rle_to_mask
+from segstream.stream.sources import open_source
+from segstream.stream.wire import detections_from_message, rle_to_mask
 
-SEGSTREAM = [sys.executable, "-m", "pipelines.cli"]
+SEGSTREAM = [sys.executable, "-m", "segstream"]
 
 
 def segstream(*args, timeout=300, **kw):
@@ -204,7 +203,7 @@ def test_truncated_video_finishes_its_outputs_then_fails(video, seg_model, tmp_p
 
 def test_publish_port_in_use_is_one_line_error(video, seg_model):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    from stream.publisher import Publisher
+    from segstream.stream.publisher import Publisher
 
     with Publisher(endpoint):
         run = segstream("run", "--source", video, "--model", seg_model, "--publish", endpoint, timeout=60)
@@ -332,7 +331,7 @@ def test_a_killed_run_leaves_a_playable_video_and_a_valid_export(video, seg_mode
 def test_a_second_run_binds_the_same_endpoint_right_away(video, seg_model):
     """A restart right after a run that had a connected subscriber: no
     "address in use" from the closed connection, and the subscriber hears both."""
-    from stream.subscriber import Subscriber
+    from segstream.stream.subscriber import Subscriber
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with Subscriber(endpoint) as sub:

@@ -1,9 +1,8 @@
 """A YAML config holds the same settings as the flags; mistakes are named."""
 
 import pytest
-
-from pipelines.config import RunConfig, load_config
-from stream.errors import ConfigError
+from segstream.pipelines.config import RunConfig, load_config
+from segstream.stream.errors import ConfigError
 
 
 def test_yaml_then_flags(tmp_path):

@@ -4,9 +4,8 @@ a semantic or panoptic map is tinted under them, label by label."""
 
 import numpy as np
 import pytest
-
-from pipelines.draw import annotate, color_for, label_colors
-from stream.types import Detections
+from segstream.pipelines.draw import annotate, color_for, label_colors
+from segstream.stream.types import Detections
 
 
 def test_masks_are_tinted_where_they_are_and_nowhere_else():

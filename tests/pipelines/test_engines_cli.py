@@ -9,10 +9,9 @@ import json
 import os
 
 import numpy as np
-
-from engines.backend import Capabilities
+from segstream.engines.runtimes.registry import Capabilities
+from segstream.stream.wire import png_to_label_map
 from semantic_models import STREET_LABELS, export_tiny_fcn
-from stream.wire import png_to_label_map
 from test_cli import segstream
 
 NO_GPU = not Capabilities().cuda

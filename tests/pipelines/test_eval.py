@@ -7,7 +7,7 @@ from conftest import REPO
 
 
 def eval_cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "eval", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "segstream", "eval", *map(str, args)],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
 
 

@@ -12,9 +12,8 @@ import time
 import av
 import numpy as np
 import pytest
-
 from conftest import REPO, free_port
-from stream.subscriber import Subscriber
+from segstream.stream.subscriber import Subscriber
 
 
 def captured_behind(frames: list[dict]) -> np.ndarray:
@@ -31,7 +30,7 @@ def test_camera_reboot_mid_run_is_published_and_survived(rtsp_server, seg_model)
     messages = []
     with Subscriber(endpoint) as sub:
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source", rtsp_server.url, "--model", str(seg_model),
+            [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
              # 5 s to open: the server prepares its H.264 stream on the first request, over 2 s
              # on a loaded 2-core CI machine once; the reboot is seen at once (the connection drops)
              "--publish", endpoint, "--timeout", "5", "--max-frames", "80", "--no-progress"],
@@ -86,7 +85,7 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     out, saved = tmp_path / "live.jsonl", tmp_path / "live.mp4"
     try:
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source", camera.url, "--model", str(pose_model),
+            [sys.executable, "-m", "segstream", "run", "--source", camera.url, "--model", str(pose_model),
              "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--export", str(out), "--save", str(saved), "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
@@ -127,7 +126,7 @@ def test_a_dead_camera_among_several_does_not_stop_the_others(rtsp_server, video
     seen: dict[str, list] = {}
     with Subscriber(endpoint) as sub:
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--sources-file", str(sources), "--model", str(seg_model),
+            [sys.executable, "-m", "segstream", "run", "--sources-file", str(sources), "--model", str(seg_model),
              "--publish", endpoint, "--timeout", "2", "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
@@ -173,7 +172,7 @@ def test_a_file_played_in_real_time_is_admitted_like_a_camera(video, pose_model,
     out.release()
     export = tmp_path / "rt.jsonl"
     run = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(fast), "--realtime", "--model", str(pose_model),
+        [sys.executable, "-m", "segstream", "run", "--source", str(fast), "--realtime", "--model", str(pose_model),
          "--threads", "1", "--infer-workers", "1", "--export", str(export), "--no-progress"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )

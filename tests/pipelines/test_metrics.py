@@ -10,9 +10,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import REPO, free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def get(url):
@@ -40,7 +39,7 @@ def test_metrics_and_health_follow_a_stalling_camera(rtsp_server, seg_model):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", rtsp_server.url, "--model", str(seg_model),
+        [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
          "--metrics-port", str(port), "--health-stall", "2", "--timeout", "1.5", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
@@ -77,7 +76,7 @@ def test_metrics_port_in_use_is_a_one_line_error(video, seg_model):
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--source", str(video), "--model",
+        run = subprocess.run([sys.executable, "-m", "segstream", "run", "--source", str(video), "--model",
                               str(seg_model), "--metrics-port", str(port), "--max-frames", "2"],
                              capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 2

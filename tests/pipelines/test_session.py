@@ -1,8 +1,8 @@
 """The inference layout policy: files favour throughput, live sources latency,
 explicit settings win, and a GPU backend gets one frame at a time."""
 
-from pipelines.config import RunConfig
-from pipelines.session import InferenceLayout, inference_layout, serial_layout, unique_source_ids
+from segstream.pipelines.config import RunConfig
+from segstream.pipelines.session import InferenceLayout, inference_layout, serial_layout, unique_source_ids
 
 
 def test_layout_policy():

@@ -8,9 +8,8 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-
-from pipelines.sinks import JsonlSink, SegmentedSink, VideoSink
-from stream.types import Detections, Frame
+from segstream.pipelines.sinks import JsonlSink, SegmentedSink, VideoSink
+from segstream.stream.types import Detections, Frame
 
 
 def half_white(h: int, w: int, seq: int, t_mono: float = 0.0) -> Frame:

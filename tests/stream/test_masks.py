@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from stream.masks import BoxMasks, paired_mask_iou
+from segstream.stream.masks import BoxMasks, paired_mask_iou
 
 
 def dense_sample() -> np.ndarray:

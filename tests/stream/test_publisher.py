@@ -5,13 +5,12 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import free_port
-from stream.errors import PublishError
-from stream.publisher import Publisher
-from stream.subscriber import Subscriber
-from stream.types import Detections, Frame
-from stream.wire import eos_message, frame_message
+from segstream.stream.errors import PublishError
+from segstream.stream.publisher import Publisher
+from segstream.stream.subscriber import Subscriber
+from segstream.stream.types import Detections, Frame
+from segstream.stream.wire import eos_message, frame_message
 
 
 def message(source: str, seq: int) -> dict:
@@ -96,7 +95,7 @@ def test_a_slow_subscriber_with_latest_gets_the_newest_frame_and_every_status():
     """A robot that reads slower than frames come wants the present, not a
     backlog: superseded frames are skipped per source, while status and
     end-of-stream messages all arrive, in order."""
-    from stream.wire import status_message
+    from segstream.stream.wire import status_message
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with Publisher(endpoint) as pub, Subscriber(endpoint, latest=True) as sub:

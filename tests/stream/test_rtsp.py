@@ -5,7 +5,7 @@ backoff, and frame numbers continue across the gap."""
 import threading
 import time
 
-from stream.sources import open_source
+from segstream.stream.sources import open_source
 
 
 def collect(source, seconds, events, frames):

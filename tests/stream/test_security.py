@@ -5,13 +5,12 @@ files are one-line errors."""
 import time
 
 import pytest
-
 from conftest import free_port
-from stream.errors import PublishError
-from stream.publisher import Publisher
-from stream.security import create_keys
-from stream.subscriber import Subscriber
-from stream.wire import eos_message
+from segstream.stream.errors import PublishError
+from segstream.stream.publisher import Publisher
+from segstream.stream.security import create_keys
+from segstream.stream.subscriber import Subscriber
+from segstream.stream.wire import eos_message
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from conftest import free_port
-from stream.errors import SourceError
-from stream.sources import LiveSource, VideoFileSource, default_source_id, open_source, source_kind
+from segstream.stream.errors import SourceError
+from segstream.stream.sources import LiveSource, VideoFileSource, default_source_id, open_source, source_kind
 
 
 def test_video_file_yields_every_frame_in_order(video):

@@ -3,8 +3,7 @@ and slicing keeps all columns aligned."""
 
 import numpy as np
 import pytest
-
-from stream.types import Detections, Frame
+from segstream.stream.types import Detections, Frame
 
 
 def make(n: int = 3, with_masks: bool = True) -> Detections:

@@ -9,11 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
-
-from stream.types import Detections, Frame, LabelMap, PanopticMap, Segment
-from stream.wire import (
-    WireError, decode, detections_from_message, encode, eos_message, frame_message, mask_to_rle, panoptic_from_message,
-    rle_to_mask, semantic_from_message, status_message,
+from segstream.stream.types import Detections, Frame, LabelMap, PanopticMap, Segment
+from segstream.stream.wire import (
+    WireError,
+    decode,
+    detections_from_message,
+    encode,
+    eos_message,
+    frame_message,
+    mask_to_rle,
+    panoptic_from_message,
+    rle_to_mask,
+    semantic_from_message,
+    status_message,
 )
 
 
@@ -151,7 +159,7 @@ def test_decoder_never_crashes_on_random_json(message):
 
 def test_label_maps_round_trip_losslessly_at_8_and_16_bits():
     """Semantic (uint8) and panoptic (uint16) maps reach a subscriber pixel for pixel."""
-    from stream.wire import label_map_to_png, png_to_label_map
+    from segstream.stream.wire import label_map_to_png, png_to_label_map
 
     rng = np.random.default_rng(0)
     for labels in (rng.integers(0, 21, (48, 64), dtype=np.uint8), rng.integers(0, 3000, (48, 64), dtype=np.uint16)):

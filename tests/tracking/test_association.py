@@ -2,8 +2,7 @@
 DIoU's centre penalty that still ranks boxes that do not overlap."""
 
 import numpy as np
-
-from tracking.association import iou_and_centre_penalty, iou_similarity
+from segstream.tracking.association import iou_and_centre_penalty, iou_similarity
 
 
 def test_iou_and_centre_penalty():

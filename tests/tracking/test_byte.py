@@ -7,12 +7,11 @@ import tempfile
 import numpy as np
 import pytest
 from filterpy.kalman import KalmanFilter as FilterpyKF
-
-from stream.types import Detections
-from tracking.byte import ByteTracker
-from tracking.kalman import HeightScaledKalman, xyxy_to_xyah
-from tracking.evaluation import evaluate_mot
-from tracking.mot import track_sequences
+from segstream.stream.types import Detections
+from segstream.tracking.byte import ByteTracker
+from segstream.tracking.evaluation import evaluate_mot
+from segstream.tracking.kalman import HeightScaledKalman, xyxy_to_xyah
+from segstream.tracking.mot import track_sequences
 
 
 def person(x: float, score: float = 0.9) -> Detections:

@@ -4,10 +4,9 @@ break the association."""
 
 import cv2
 import numpy as np
-
-from stream.types import Detections
-from tracking.byte import ByteTracker
-from tracking.cmc import CameraMotion, estimate_warp
+from segstream.stream.types import Detections
+from segstream.tracking.byte import ByteTracker
+from segstream.tracking.cmc import CameraMotion, estimate_warp
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:

@@ -6,10 +6,9 @@ identities when people cross."""
 import numpy as np
 import pytest
 from scipy.stats import chi2
-
-from stream.types import Detections
-from tracking.deepsort import DeepSort, cosine_gallery_distance
-from tracking.kalman import CHI2_95, HeightScaledKalman, xyxy_to_xyah
+from segstream.stream.types import Detections
+from segstream.tracking.deepsort import DeepSort, cosine_gallery_distance
+from segstream.tracking.kalman import CHI2_95, HeightScaledKalman, xyxy_to_xyah
 
 
 def people(xs, feats=None, score=0.9):

@@ -3,8 +3,7 @@ KalmanFilter gives for the same model, predict and update steps alike."""
 
 import numpy as np
 from filterpy.kalman import KalmanFilter as FilterpyKF
-
-from tracking.sort import _initial_cov, _sort_filter
+from segstream.tracking.sort import _initial_cov, _sort_filter
 
 
 def test_batched_filter_matches_filterpy_step_for_step():

@@ -3,11 +3,10 @@ tracks with the picture, so people keep their ids."""
 
 import numpy as np
 import pytest
-
-from stream.types import Detections
-from tracking.byte import ByteTracker
-from tracking.deepsort import DeepSort
-from tracking.sort import Sort
+from segstream.stream.types import Detections
+from segstream.tracking.byte import ByteTracker
+from segstream.tracking.deepsort import DeepSort
+from segstream.tracking.sort import Sort
 
 TRACKERS = {"sort": Sort, "byte": ByteTracker, "deepsort": DeepSort}
 

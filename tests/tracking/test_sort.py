@@ -5,11 +5,10 @@ import tempfile
 
 import numpy as np
 import pytest
-
-from tracking.evaluation import evaluate_mot
-from tracking.mot import track_sequences
-from tracking.sort import Sort
-from stream.types import Detections
+from segstream.stream.types import Detections
+from segstream.tracking.evaluation import evaluate_mot
+from segstream.tracking.mot import track_sequences
+from segstream.tracking.sort import Sort
 
 
 def moving_boxes(t: int, n: int = 3) -> np.ndarray:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.errors import ModelError
-
-from .backend import Backend, TensorSpec
+from ...stream.errors import ModelError
+from .base import Backend, TensorSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from stream.boxes import box_iou
-from stream.types import NUM_KEYPOINTS, Detections
+from ...stream.boxes import box_iou
+from ...stream.types import NUM_KEYPOINTS, Detections
 
 
 def fuse_keypoints(

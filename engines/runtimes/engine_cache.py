@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from stream.errors import ConfigError, OutputError
-
-from .hub import cache_dir, sha256_of
+from ...stream.errors import ConfigError, OutputError
+from ..hub import cache_dir, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class BuildOptions:
     calib_frames: int = 256
     calib_input: str | None = None  # int8: fingerprint of how calibration frames are prepared (`calibration.fingerprint`)
     cuda_graph: bool = True  # torch backend on CUDA: replay the model as one CUDA graph where it can be captured
-    fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.precision)
+    fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.runtimes.precision)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -17,9 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stream.errors import ModelError
-
-from .hub import cache_dir, sha256_of
+from ...stream.errors import ModelError
+from ..hub import cache_dir, sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from stream.errors import ModelError
-from stream.types import NUM_KEYPOINTS, Detections, Frame
-
-from .backend import TensorSpec
-from .letterbox import Letterbox, to_blob
+from ...stream.errors import ModelError
+from ...stream.types import NUM_KEYPOINTS, Detections, Frame
+from ..ops.letterbox import Letterbox, to_blob
+from ..runtimes.base import TensorSpec
 from .yolo import PostprocessConfig, read_class_names
 
 MASK_THRESHOLD = 0.5  # torchvision's own threshold on pasted mask probabilities

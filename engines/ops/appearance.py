@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.types import Detections
+from ...stream.types import Detections
 
 BINS = (8, 4, 4)
 

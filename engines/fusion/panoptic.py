@@ -23,7 +23,7 @@ from typing import Collection, Sequence
 import cv2
 import numpy as np
 
-from stream.types import Detections, LabelMap, PanopticMap, Segment
+from ...stream.types import Detections, LabelMap, PanopticMap, Segment
 
 # Classes that mean "nothing here" in common label sets.
 VOID_NAMES = frozenset({"background", "__background__", "unlabeled", "unlabelled", "void", "ignore"})

@@ -1,66 +1,20 @@
-"""The one small interface every inference runtime implements, and the registry that picks one.
-
-A backend knows how to run a model file and nothing about what its outputs
-mean; model adapters (engines/yolo.py) know what the outputs mean and nothing
-about the runtime.
-"""
+"""Which runtime runs a model on this machine, and why: the one place that
+knows every runtime (each is imported only when chosen, since importing torch
+or TensorRT costs seconds)."""
 
 from __future__ import annotations
 
-import ast
 import importlib.util
-import json
 import logging
 import sys
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from stream.errors import ModelError
+from ...stream.errors import ModelError
+from .base import Backend
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, shape (ints, or None for a dynamic axis) and numpy dtype of a model input/output."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-
-
-class Backend(ABC):
-    """A loaded model that maps named input arrays to named output arrays.
-
-    Output arrays belong to the caller: backends must not reuse them for the
-    next call (copy out of device or pinned buffers before returning).
-    """
-
-    name: str = "backend"
-    # True when calls must not overlap (one GPU execution context and its reused
-    # buffers); such a backend serialises them, and the pipeline keeps one frame in it.
-    serial: bool = False
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    metadata: dict[str, str]
-
-    @abstractmethod
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one forward pass."""
-
-    def close(self) -> None:
-        """Release the runtime's resources."""
-
-    def __enter__(self) -> Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 BackendFactory = Callable[..., Backend]
@@ -69,7 +23,7 @@ ORDER = ("tensorrt", "torch", "onnxruntime")  # what `auto` tries on a GPU, best
 
 
 def _onnxruntime(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from .onnxruntime import OnnxRuntimeBackend
 
     if build is not None and build.precision == "int8":
         log.warning("%s: int8 is for TensorRT engines; onnxruntime runs the file as it is", Path(path).name)
@@ -77,14 +31,14 @@ def _onnxruntime(path: str, device: str, threads: int | None, build: Any, prepro
 
 
 def _tensorrt(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
-    from .tensorrt_backend import TensorRTBackend, ensure_engine, options_for_model
+    from .tensorrt import TensorRTBackend, ensure_engine, options_for_model
 
     options, metadata = options_for_model(path, build, preprocess)
     return TensorRTBackend(ensure_engine(path, options, device, calib_preprocess=preprocess), device, metadata)
 
 
 def _torch(path: str, device: str, threads: int | None, build: Any, preprocess: Any = None) -> Backend:
-    from .torch_backend import TorchBackend
+    from .torch import TorchBackend
 
     half = build is not None and build.precision != "fp32" and device != "cpu"
     if build is not None and build.precision == "int8":
@@ -213,36 +167,3 @@ def load_backend(
             continue
         log.info("%s: %s on %s (%s)", Path(path).name, loaded.name, dev, why)
         return loaded
-
-
-def metadata_list(metadata: dict[str, str], key: str) -> list[float] | None:
-    """A JSON list from the model's metadata (Ultralytics' `imgsz`, `kpt_shape`;
-    `mean`, `std`), or None when absent or unreadable."""
-    try:
-        value = json.loads(metadata[key])
-    except (KeyError, ValueError, TypeError):
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
-        return None
-    return [float(v) for v in value]
-
-
-def imgsz_of(metadata: dict[str, str], default: tuple[int, int] = (640, 640)) -> tuple[int, int]:
-    """The export's image size from its metadata ('[640, 640]'), else `default` (Ultralytics' 640x640)."""
-    size = metadata_list(metadata, "imgsz")
-    return (int(size[0]), int(size[-1])) if size else default
-
-
-def metadata_literal(metadata: dict[str, str], key: str) -> Any:
-    """A Python literal from the model's metadata (Ultralytics writes `names`
-    and `args` as Python dicts), or None when absent or unreadable."""
-    try:
-        return ast.literal_eval(metadata[key])
-    except (KeyError, ValueError, SyntaxError, TypeError):
-        return None
-
-
-def names_count(metadata: dict[str, str]) -> int | None:
-    """How many class names the `names` metadata holds, or None without any."""
-    names = metadata_literal(metadata, "names")
-    return len(names) if isinstance(names, (dict, list, tuple)) and names else None

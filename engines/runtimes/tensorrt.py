@@ -7,7 +7,7 @@ tensor API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`) on a
 CUDA stream, with device buffers allocated once as torch CUDA tensors at the
 profile's largest shapes; outputs are copied out before `infer` returns.
 
-Engines are cached by engines/engine_cache.py (model hash, TensorRT version,
+Engines are cached by engines/runtimes/engine_cache.py (model hash, TensorRT version,
 GPU, precision, shapes). This module imports `tensorrt` and `torch` only
 when used, so the rest of segstream works without them.
 """
@@ -24,10 +24,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from stream.errors import ModelError
-from stream.types import Frame
-
-from .backend import Backend, TensorSpec
+from ...stream.errors import ModelError
+from ...stream.types import Frame
+from .base import Backend, TensorSpec
 from .engine_cache import BuildOptions, DeviceInfo, EngineCache, ShapeProfile
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def options_for_model(
     dynamic height/width gets the size `preprocess` (the adapter's own
     preparation, which may follow the run's config) makes of a frame, else the
     export's imgsz: a profile that missed the fed size would fail every call."""
-    from .backend import imgsz_of
+    from .base import imgsz_of
     from .onnx_info import onnx_inputs_and_metadata
 
     inputs, metadata = onnx_inputs_and_metadata(path)
@@ -169,7 +168,7 @@ def _calibrator(trt: Any, batches: Iterable[np.ndarray], cache_path: Path) -> An
 
 def keep_tail_fp32(trt: Any, network: Any) -> int:
     """Constrain the layers after the network's last convolutions and matrix
-    products (box, keypoint and mask-coefficient decoding; engines.precision
+    products (box, keypoint and mask-coefficient decoding; engines.runtimes.precision
     says why) to compute and store fp32. Constants, and layers with a non-float
     output (shape arithmetic, indices), are left alone. Returns how many were
     constrained."""

@@ -19,12 +19,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from stream.errors import ConfigError, ModelError
-from stream.types import Frame, LabelMap
-
-from .backend import TensorSpec, imgsz_of, metadata_list, names_count
-from .label_resize import label_dtype, resize_argmax
-from .letterbox import Letterbox, letterbox, to_blob
+from ...stream.errors import ConfigError, ModelError
+from ...stream.types import Frame, LabelMap
+from ..ops.label_resize import label_dtype, resize_argmax
+from ..ops.letterbox import Letterbox, letterbox, to_blob
+from ..runtimes.base import TensorSpec, imgsz_of, metadata_list, names_count
 
 log = logging.getLogger(__name__)
 

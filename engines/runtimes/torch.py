@@ -25,9 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stream.errors import ModelError
-
-from .backend import Backend
+from ...stream.errors import ModelError
+from .base import Backend
 from .onnx_info import graph_io, load_onnx
 
 log = logging.getLogger(__name__)

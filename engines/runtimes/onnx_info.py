@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.errors import ModelError
+from ...stream.errors import ModelError
+from .base import TensorSpec
 
-from .backend import TensorSpec
 
 def _specs(values: list) -> list[TensorSpec]:
     from onnx.helper import tensor_dtype_to_np_dtype

@@ -7,7 +7,7 @@ FastReID train with) and the features are L2-normalised so that a dot product
 is a cosine similarity. The crops of a frame go in one call (up to
 `MAX_CROPS`, the batch a GPU engine is compiled for): a model exported with a
 fixed batch of 1 is made batch-dynamic once (verified, cached,
-`engines.batching`), and one that cannot be is fed in chunks of its batch.
+`engines.runtimes.batching`), and one that cannot be is fed in chunks of its batch.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import logging
 import cv2
 import numpy as np
 
-from stream.errors import ModelError
-from stream.types import Detections
-
-from .backend import Backend, TensorSpec, load_backend
-from .batching import batchable_model
-from .engine_cache import BuildOptions, ShapeProfile
+from ...stream.errors import ModelError
+from ...stream.types import Detections
+from ..runtimes.base import Backend, TensorSpec
+from ..runtimes.batching import batchable_model
+from ..runtimes.engine_cache import BuildOptions, ShapeProfile
+from ..runtimes.registry import load_backend
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,14 @@ class ReidEmbedder:
         parts = [self.backend.infer({self.input_name: blob[i : i + step]})[self.output_name] for i in range(0, len(blob), step)]
         feats = np.concatenate(parts).reshape(len(blob), -1).astype(np.float32)
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+    def describe(self, path: str) -> str:
+        """One line on how segstream reads this model (`segstream info`)."""
+        batch = (f"exported with a fixed batch of {self.batch} (run makes a batch-dynamic copy when it can)"
+                 if self.batch else "any batch")
+        outputs = ", ".join(f"{o.name}{list(o.shape)}" for o in self.backend.outputs)
+        return (f"{path}: re-id (appearance features for --appearance reid --reid-model), {self.dim}-d features "
+                f"of {self.size[0]}x{self.size[1]} crops, ImageNet mean/std, {batch}; outputs {outputs}")
 
     def close(self) -> None:
         self.backend.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.boxes import box_iou
+from ...stream.boxes import box_iou
 
 # Offset per class so boxes of different classes never overlap (Ultralytics' max_wh).
 CLASS_OFFSET = 7680.0

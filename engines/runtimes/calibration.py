@@ -14,12 +14,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from stream.errors import ModelError
-from stream.sources import open_source
-from stream.types import Frame
-
+from ...stream.errors import ModelError
+from ...stream.sources import open_source
+from ...stream.types import Frame
+from ..ops.letterbox import letterbox, to_blob
 from .engine_cache import ShapeProfile
-from .letterbox import letterbox, to_blob
 
 
 def yolo_preprocess(profile: ShapeProfile) -> Callable[[Frame], np.ndarray]:

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from stream.masks import BoxMasks
+from ...stream.masks import BoxMasks
 
 
 @lru_cache(maxsize=16)

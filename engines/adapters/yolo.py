@@ -23,14 +23,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from stream.boxes import cxcywh_to_xyxy
-from stream.errors import ModelError
-from stream.types import NUM_KEYPOINTS, Detections, Frame
-
-from .backend import TensorSpec, imgsz_of, metadata_list, metadata_literal, names_count
-from .letterbox import Letterbox, letterbox, to_blob
-from .masks import assemble_masks
-from .nms import batched_nms
+from ...stream.boxes import cxcywh_to_xyxy
+from ...stream.errors import ModelError
+from ...stream.types import NUM_KEYPOINTS, Detections, Frame
+from ..ops.letterbox import Letterbox, letterbox, to_blob
+from ..ops.masks import assemble_masks
+from ..ops.nms import batched_nms
+from ..runtimes.base import TensorSpec, imgsz_of, metadata_list, metadata_literal, names_count
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,7 @@
+"""`python -m segstream` is the `segstream` command."""
+
+import sys
+
+from .pipelines.cli import main
+
+sys.exit(main())
