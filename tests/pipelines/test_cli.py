@@ -248,6 +248,18 @@ def test_demo_without_assets_says_what_to_do(tmp_path):
     run = segstream("demo", env={**os.environ, "SEGSTREAM_ASSETS": str(tmp_path)}, timeout=60)
     assert run.returncode == 2
     assert "demo assets missing" in run.stderr and "yolo export" in run.stderr
+    assert "samples/data/vtest.avi" in run.stderr  # where to get the video, too
+
+
+def test_every_flag_says_what_it_does():
+    """`--help` of every command explains each of its flags."""
+    from segstream.pipelines.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    silent = [f"{name} {action.option_strings[0]}" for name, sub in commands.items() for action in sub._actions
+              if action.option_strings and not action.help]
+    assert silent == []
 
 
 def test_byte_tracker_with_camera_motion_runs_end_to_end(video, seg_model, tmp_path):

@@ -9,6 +9,7 @@ import json
 import os
 
 import numpy as np
+from conftest import asset
 from segstream.engines.runtimes.registry import Capabilities
 from segstream.stream.wire import png_to_label_map
 from semantic_models import STREET_LABELS, export_tiny_fcn
@@ -125,5 +126,8 @@ def test_info_says_how_each_model_is_read_and_what_run_would_use(seg_model, pose
     assert "segment (EndToEndSeg)" in lines[2] and "no NMS" in lines[2] and "output0[1, 300, 38]" in lines[2]
     assert "semantic (SemanticAdapter), 2 classes (background, foreground)" in lines[3] and "above 0.5" in lines[3]
     assert lines[4].startswith("run would use onnxruntime on cpu: ")
+    reid = segstream("info", asset("models/osnet_x0_25_msmt17.onnx"))  # the file `run --reid-model` takes
+    assert reid.returncode == 0, reid.stderr
+    assert "re-id (appearance features" in reid.stdout and "512-d features of 128x256 crops" in reid.stdout
     missing = segstream("info", tmp_path / "gone.onnx")
     assert missing.returncode == 2 and missing.stderr.strip() == f"segstream: error: model file not found: {tmp_path / 'gone.onnx'}"
