@@ -6,7 +6,10 @@ masks/keypoints, DeepSORT with colour appearance, ZeroMQ publishing), and two mo
 preprocessed frames held in memory: A with the same layout (same runtime
 threads, same number of frames in flight), B one frame at a time with
 onnxruntime's defaults. With Ultralytics installed, its `model.track` loop on
-the same ONNX file is measured too.
+the same ONNX file is measured too. Then, for the first run of each model,
+the CPU time of each stage's threads per frame (Linux: read from
+/proc/self/task every 0.2 s, so a thread's last 0.2 s before it ends is not
+counted).
 
     python bench/pipeline.py [--video V] [--model M ...] [--repeat 3] [--frames-model-only 200]
 """
@@ -60,14 +63,55 @@ def model_only_fps(session: Any, feeds: list[dict], workers: int = 1) -> float:
     return len(feeds) / (time.perf_counter() - t)
 
 
-def pipeline_fps(model_path: str, video: str, port: int) -> tuple[float, int]:
+class ThreadCpu:
+    """CPU seconds (user + system) of each named Python thread, sampled from
+    /proc/self/task while the pipeline runs; threads of one name are added up."""
+
+    STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
+
+    def __init__(self, period_s: float = 0.2) -> None:
+        self.period_s, self._latest = period_s, {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> ThreadCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.period_s):
+            for th in threading.enumerate():
+                try:
+                    fields = Path(f"/proc/self/task/{th.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                self._latest[th.native_id] = (th.name, (int(fields[11]) + int(fields[12])) / self._tick)
+
+    def per_stage(self) -> dict[str, float]:
+        """Seconds per stage name ("capture-vtest" counts as capture)."""
+        out = dict.fromkeys(self.STAGES, 0.0)
+        for name, seconds in self._latest.values():
+            stage = name.split("-")[0]
+            if stage in out:
+                out[stage] += seconds
+        return out
+
+
+def pipeline_fps(model_path: str, video: str, port: int) -> tuple[float, int, dict[str, float]]:
+    """FPS, frames and CPU seconds per stage of one pipeline run."""
     config = RunConfig(source=[video], model=[model_path], publish=f"tcp://127.0.0.1:{port}")
     pipeline, _ = build_pipeline(config)
     try:
-        stats = pipeline.run()
+        with ThreadCpu() as cpu:
+            stats = pipeline.run()
     finally:
         pipeline.models.close()
-    return stats.fps, stats.frames
+    return stats.fps, stats.frames, cpu.per_stage()
 
 
 def ultralytics_fps(model_path: str, video: str) -> float | None:
@@ -111,17 +155,23 @@ def main() -> None:
         del default_session, feeds
         runs = [pipeline_fps(path, args.video, args.port) for _ in range(args.repeat)]
         pipe, frames = statistics.median(r[0] for r in runs), runs[0][1]
-        rows.append((Path(path).name, layout, same, best, pipe, frames, ultralytics_fps(path, args.video)))
+        rows.append((Path(path).name, layout, same, best, pipe, frames, ultralytics_fps(path, args.video),
+                     {k: v / frames * 1000 for k, v in runs[0][2].items()}))
 
     print(f"\nvideo {Path(args.video).name}, {cpus} CPUs, median of {args.repeat} run(s)")
     print("model-only A: session.run on held frames with the pipeline's layout (frames in flight x threads)")
     print("model-only B: session.run on held frames, one at a time, onnxruntime defaults (all cores)")
     print(f"{'model':<28}{'layout':>8}{'A FPS':>8}{'B FPS':>8}{'pipeline':>10}{'frames':>8}"
           f"{'vs A':>7}{'vs B':>7}  ultralytics model.track")
-    for name, layout, same, best, pipe, frames, ultra in rows:
+    for name, layout, same, best, pipe, frames, ultra, _ in rows:
         u = f"{ultra:.1f} ({ultra / best:.2f}x B)" if ultra else "not installed"
         lay = f"{layout.workers}x{layout.threads or cpus}"
         print(f"{name:<28}{lay:>8}{same:>8.1f}{best:>8.1f}{pipe:>10.1f}{frames:>8}{pipe / same:>6.2f}x{pipe / best:>6.2f}x  {u}")
+    print("\nCPU ms per frame by stage (thread CPU time over the first pipeline run)")
+    print(f"{'model':<28}" + "".join(f"{s:>12}" for s in ThreadCpu.STAGES) + f"{'not infer':>11}")
+    for name, *_, cpu in rows:
+        rest = sum(v for k, v in cpu.items() if k != "infer")
+        print(f"{name:<28}" + "".join(f"{cpu[s]:>12.2f}" for s in ThreadCpu.STAGES) + f"{rest:>11.2f}")
 
 if __name__ == "__main__":
     main()
