@@ -164,28 +164,50 @@ def child(args: argparse.Namespace) -> None:
     cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     per_stage = cpu.per_stage()
     print(json.dumps({
-        "frames": stats.frames, "fps": stats.frames / wall, "cores": cpu_s / wall,
+        "frames": stats.frames, "wall": wall, "cpu_s": cpu_s, "fps": stats.frames / wall, "cores": cpu_s / wall,
         "stage_ms": {k: v / max(stats.frames, 1) * 1000 for k, v in per_stage.items()},
         "misses": sum(getattr(b, "misses", 0) for b in wrapped),
     }))
 
 
-def measure(code: Path, n: int, args: argparse.Namespace, video: Path, recording: Path, record: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--code", str(code), "--n", str(n), "--video", str(video),
-           "--model", args.model, "--frames", str(args.frames), "--recording", str(recording), "--port", str(args.port)]
-    done = subprocess.run(cmd + (["--record"] if record else []), capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"run with {n} source(s) on {code} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure(code: Path, n: int, args: argparse.Namespace, video: Path, recording: Path, record: bool = False,
+            processes: int = 1) -> dict:
+    """n sources shared out among `processes` processes run at once (as `--workers`
+    shares them, less the forwarder); their figures added up."""
+    shares = [len(range(i, n, processes)) for i in range(min(processes, n))]
+    procs = []
+    for i, count in enumerate(shares):
+        cmd = [sys.executable, __file__, "--child", "--code", str(code), "--n", str(count), "--video", str(video),
+               "--model", args.model, "--frames", str(args.frames), "--recording", str(recording),
+               "--port", str(args.port + i)]
+        procs.append(subprocess.Popen(cmd + (["--record"] if record else []), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    parts = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            sys.exit(f"run with {n} source(s) on {code} failed:\n{err[-3000:]}")
+        parts.append(json.loads(out.strip().splitlines()[-1]))
+    frames, wall = sum(p["frames"] for p in parts), max(p["wall"] for p in parts)
+    return {
+        "frames": frames, "fps": frames / wall, "cores": sum(p["cpu_s"] for p in parts) / wall,
+        "stage_ms": {k: sum(p["stage_ms"][k] * p["frames"] for p in parts) / frames for k in STAGES},
+        "misses": sum(p["misses"] for p in parts),
+    }
 
 
 def main() -> None:
+    from segstream.pipelines.workers import worker_count
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"))
     parser.add_argument("--video", default=str(ASSETS / "video" / "vtest.avi"), help="scaled to 1080p H.264 first")
     parser.add_argument("--sources", type=int, nargs="+", default=[1, 4, 8], help="copies of the video run at once")
     parser.add_argument("--frames", type=int, default=200, help="frames per source")
     parser.add_argument("--compare", help="another segstream checkout to measure the same way")
+    parser.add_argument("--processes", nargs="+", default=["1", "auto"],
+                        help="processes sharing the sources (as --workers; auto: what --workers auto picks "
+                             "with inference on a GPU, which the replay stands for)")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "segstream-cpu-side"),
                         help="where the 1080p video and the recording are kept")
     parser.add_argument("--port", type=int, default=5593)
@@ -220,26 +242,29 @@ def main() -> None:
     codes = [("this", REPO)] + ([("compare", Path(args.compare).resolve())] if args.compare else [])
     rows = []
     for n in args.sources:
-        for label, code in codes:  # side by side: the two checkouts alternate
-            rows.append((label, n, measure(code, n, args, video, recording)))
+        counts = sorted({worker_count(p if p == "auto" else int(p), n, gpu=True) for p in args.processes})
+        for processes in counts:
+            for label, code in codes:  # side by side: the two checkouts alternate
+                rows.append((label, n, processes, measure(code, n, args, video, recording, processes=processes)))
 
     cpus = os.cpu_count()
     print(f"\n{video.name}: 1920x1080 H.264, {args.frames} frames per source; {Path(args.model).name} replayed; "
-          f"default tracker; publishing; {cpus} CPUs; 1 process")
+          f"default tracker; publishing; {cpus} CPUs")
     print("stage columns: CPU ms per frame of the stage's Python threads; 'outside inference': the whole process's")
-    print(f"{'code':<8}{'sources':>8}{'FPS':>8}" + "".join(f"{s:>12}" for s in STAGES)
+    print(f"{'code':<8}{'sources':>8}{'procs':>6}{'FPS':>8}" + "".join(f"{s:>12}" for s in STAGES)
           + f"{'outside inference':>19}{'cores':>7}{'misses':>8}")
-    for label, n, r in rows:
+    for label, n, processes, r in rows:
         ms = r["stage_ms"]
-        print(f"{label:<8}{n:>8}{r['fps']:>8.1f}" + "".join(f"{ms[s]:>12.2f}" for s in STAGES)
+        print(f"{label:<8}{n:>8}{processes:>6}{r['fps']:>8.1f}" + "".join(f"{ms[s]:>12.2f}" for s in STAGES)
               + f"{outside_inference(r):>19.2f}{r['cores']:>7.2f}{r['misses']:>8}")
     if args.compare:
-        by = {(label, n): r for label, n, r in rows}
+        by = {(label, n, p): r for label, n, p, r in rows}
         print("\nthis / compare:")
-        for n in args.sources:
-            this, other = by["this", n], by["compare", n]
-            print(f"{n} source(s): FPS {this['fps'] / other['fps']:.2f}x, "
-                  f"CPU ms per frame outside inference {outside_inference(this) / outside_inference(other):.2f}x")
+        for label, n, processes, this in rows:
+            other = by.get(("compare", n, processes))
+            if label == "this" and other:
+                print(f"{n} source(s), {processes} process(es): FPS {this['fps'] / other['fps']:.2f}x, CPU ms per "
+                      f"frame outside inference {outside_inference(this) / outside_inference(other):.2f}x")
 
 
 def outside_inference(result: dict) -> float:

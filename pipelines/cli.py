@@ -91,6 +91,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
+    p.add_argument("--workers", help="processes that share out the sources, each running every stage for its own "
+                   "(default 1; auto: one per source, at most one per core)")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None,
                    help="no progress bar (shown by default when stderr is a terminal)")
     p.add_argument("--metrics-port", type=int, dest="metrics_port",
@@ -219,7 +221,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export", "segment_minutes",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

@@ -107,6 +107,9 @@ class RunConfig(BaseModel):
     cuda_graph: bool = True  # torch backend on CUDA: one graph launch per frame (a model that cannot be captured runs eagerly)
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)
+    # Processes that share out the sources (each runs every stage for its own): a
+    # number, or auto (see pipelines.workers.worker_count).
+    workers: int | Literal["auto"] = 1
     queue_size: int = Field(2, ge=1)
     # Live frames (batches) inside the pipeline at once, shared by the live sources, each
     # at least one: 2 keeps every stage busy at half the latency of filling the queues;
@@ -144,6 +147,19 @@ class RunConfig(BaseModel):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",")] if "," in value else [value]
         return value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = 0
+        if count < 1 or str(value).strip() != str(count):
+            raise ValueError("a number of processes (1 or more) or auto")
+        return count
 
     @model_validator(mode="after")
     def _resolve_auto_tracker(self) -> RunConfig:

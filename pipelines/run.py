@@ -13,10 +13,11 @@ import sys
 import threading
 from typing import Any, Callable
 
+from ..stream.errors import ConfigError
 from ..stream.types import Detections, Frame
 from .config import RunConfig, load_config
 from .metrics import MetricsServer
-from .session import build_pipeline
+from .session import Share, build_pipeline
 from .stats import RunStats
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,21 @@ def run(
     return run_config(load_config(config, overrides), on_frame)
 
 
-def run_config(config: RunConfig, on_frame: FrameCallback | None = None) -> RunStats:
-    """Run a validated config with Ctrl-C/SIGTERM mapped to a graceful stop."""
+def run_config(config: RunConfig, on_frame: FrameCallback | None = None, share: Share | None = None) -> RunStats:
+    """Run a validated config with Ctrl-C/SIGTERM mapped to a graceful stop
+    (`share`: this process is one worker of a run, `pipelines.workers`)."""
+    if config.workers != 1 and share is None:
+        if on_frame is not None:
+            raise ConfigError("workers: on_frame sees frames in this process; with worker processes, read the "
+                              "published messages instead (segstream.Subscriber)")
+        from .workers import run_workers
+
+        return run_workers(config)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     metrics = MetricsServer(config.metrics_port, config.health_stall) if config.metrics_port is not None else None
     try:
         pipeline, progress = build_pipeline(config, show_progress=config.progress and sys.stderr.isatty(),
-                                            on_frame=on_frame)
+                                            on_frame=on_frame, share=share)
     except BaseException:
         if metrics is not None:
             metrics.close()

@@ -66,7 +66,9 @@ class Pipeline:
 
     `models` is anything with `preprocess(frame)`, `infer(prepared)`,
     `postprocess(outputs, prepared)` and `class_names` (an engines `ModelSet`).
-    `make_tracker` builds one tracker per source (None: no tracking).
+    `make_tracker` builds one tracker per source (None: no tracking); a source in
+    `first_track_ids` gets `make_tracker(first_id=...)`, so a worker process that
+    takes over a source carries on after the ids it has already published.
     Each source has its own capture thread; `max_frames` applies per source.
     `infer_workers` > 1 keeps several frames in inference at once (each call
     can use fewer runtime threads); frames are put back in order before tracking.
@@ -88,8 +90,10 @@ class Pipeline:
         batch: int = 1,
         batch_wait_ms: float = 5.0,
         live_in_flight: int = 2,
+        first_track_ids: dict[str, int] | None = None,
     ) -> None:
         self.sources = list(sources)
+        self.first_track_ids = first_track_ids or {}
         self.models = models
         self.make_tracker = make_tracker
         self.sinks = list(sinks)
@@ -365,7 +369,8 @@ class Pipeline:
         sid = p.frame.source_id
         tracker = self._trackers.get(sid)
         if tracker is None:
-            tracker = self._trackers[sid] = self.make_tracker()
+            first = self.first_track_ids.get(sid)
+            tracker = self._trackers[sid] = self.make_tracker() if first is None else self.make_tracker(first_id=first)
         hw = p.frame.image.shape[:2]
         last = self._frame_hw.setdefault(sid, hw)
         if hw != last:  # a camera back at another resolution: tracks follow the picture

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable
 
 from ..engines.adapters.reid import ReidEmbedder
@@ -123,20 +124,41 @@ def make_embedder(config: RunConfig, threads: int | None) -> Any:
     return None
 
 
+@dataclass(frozen=True)
+class Share:
+    """A worker process's share of a run whose sources are split among several
+    processes (`pipelines.workers`): which sources, under the ids they have in
+    the whole run, and where a restarted worker takes over."""
+
+    source_ids: tuple[str, ...]  # the ids of `config.source`, in order
+    run_source_ids: tuple[str, ...]  # every source id of the run: per-source files are named as in one process
+    first_track_ids: dict[str, int] = field(default_factory=dict)  # after the ids a killed worker published
+    resume_after: dict[str, int] = field(default_factory=dict)  # files: the last frame a killed worker published
+    restart: int = 0  # how many workers ran these sources before this one
+    cpus: int | None = None  # this worker's share of the cores, for the inference layout
+
+
 def build_pipeline(
     config: RunConfig, show_progress: bool = False, on_frame: Callable[[Frame, Detections], None] | None = None,
+    share: Share | None = None,
 ) -> tuple[Pipeline, Any]:
     """The pipeline for `config`, and its progress bar (or None). `on_frame(frame,
-    detections)` sees every published frame."""
+    detections)` sees every published frame; `share` is given in a worker process."""
+    ids = list(share.source_ids) if share else unique_source_ids(config.source)
+    names = list(share.run_source_ids) if share else ids
+    restart = share.restart if share else 0
     with contextlib.ExitStack() as undo:
-        sources = []
-        for spec, source_id in zip(config.source, unique_source_ids(config.source)):
+        sources: list[Any] = []
+        for spec, source_id in zip(config.source, ids):
             # With several sources a camera that is down at start is retried, not fatal to the others.
             src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect,
-                              wait_for_live=len(config.source) > 1)
+                              wait_for_live=len(names) > 1)
             undo.callback(src.close)
-            sources.append(src)
-        layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources))
+            after = share.resume_after.get(source_id) if share else None
+            resumed = after is not None and not src.is_live
+            sources.append(ResumedSource(src, after, config.max_frames) if resumed else src)
+        layout = inference_layout(config, live=any(s.is_live or config.realtime for s in sources),
+                                  cpus=share.cpus if share else None)
         paths = [resolve_model(m) for m in config.model]
         if config.batch > 1:
             paths = [batchable_model(p) for p in paths]
@@ -160,16 +182,16 @@ def build_pipeline(
         live = {s.source_id: s.is_live for s in sources}
         segment_s = config.segment_minutes * 60 if config.segment_minutes else None
         if config.export:
-            sinks.append(export_sink(config.export, live, segment_s))
+            sinks.append(export_sink(config.export, live, segment_s, names, append=restart > 0))
             undo.callback(sinks[-1].close)
         if config.save:
             fps = {s.source_id: s.fps or DEFAULT_FPS for s in sources}
 
             def video(path: str, sid: str) -> Sink:
-                return segmented(path, segment_s, live[sid], lambda part: VideoSink(
+                return segmented(restarted_path(path, restart), segment_s, live[sid], lambda part: VideoSink(
                     part, fps[sid], models.class_names, live=live[sid]))
 
-            sinks.append(per_source(config.save, list(live), video))
+            sinks.append(per_source(config.save, list(live), video, names))
         progress = _progress_bar(sources, config.max_frames) if show_progress else None
         pipeline = Pipeline(
             sources, models, make_tracker_factory(config), sinks, config.queue_size, config.max_frames,
@@ -181,9 +203,38 @@ def build_pipeline(
             batch=config.batch,
             batch_wait_ms=config.batch_wait_ms,
             live_in_flight=config.live_in_flight,
+            first_track_ids=share.first_track_ids if share else None,
         )
         undo.pop_all()
     return pipeline, progress
+
+
+def restarted_path(path: str, restart: int) -> str:
+    """Where a restarted worker writes a video its predecessor left playable:
+    `out.mp4` -> `out.restart1.mp4`."""
+    if not restart:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.restart{restart}{p.suffix}"))
+
+
+class ResumedSource:
+    """A file source that a restarted worker takes over: the frames up to
+    `after`, which its predecessor published, are read and skipped, and with
+    `max_frames` the source still ends where it would have."""
+
+    def __init__(self, source: Any, after: int, max_frames: int | None = None) -> None:
+        self._source, self.after, self.max_frames = source, after, max_frames
+
+    def __iter__(self) -> Any:
+        for frame in self._source:
+            if self.max_frames is not None and frame.seq >= self.max_frames:
+                return
+            if frame.seq > self.after:
+                yield frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
 
 
 def _frame_callback(progress: Any, on_frame: Callable[[Frame, Detections], None] | None) -> Any:

@@ -68,13 +68,14 @@ class PublishSink(Sink):
 
 
 class _TextSink(Sink):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, append: bool = False) -> None:
         prepare_output(path)
         self.path = path
         try:
             # Line-buffered: every frame's lines reach the file as written, so a killed
-            # run leaves an export that is valid up to its last frame.
-            self._file = open(path, "w", encoding="utf-8", buffering=1)
+            # run leaves an export that is valid up to its last frame (and a restarted
+            # worker appends after them).
+            self._file = open(path, "a" if append else "w", encoding="utf-8", buffering=1)
         except OSError as err:
             raise OutputError(f"cannot write {path}: {err.strerror}") from None
 
@@ -266,9 +267,13 @@ class PerSourceSink(Sink):
             sink.close()
 
 
-def per_source(path: str, source_ids: Sequence[str], make: Callable[[str, str], Sink]) -> Sink:
-    """`make(path, source_id)` for a single source, else one suffixed file per source."""
-    if len(source_ids) == 1:
+def per_source(
+    path: str, source_ids: Sequence[str], make: Callable[[str, str], Sink], run_source_ids: Sequence[str] | None = None,
+) -> Sink:
+    """`make(path, source_id)` for a single source, else one suffixed file per
+    source; `run_source_ids`, every source of the run when this process has only
+    some of them (a worker), decides the names."""
+    if len(run_source_ids or source_ids) == 1:
         return make(path, source_ids[0])
     p = Path(path)
     sinks: dict[str, Sink] = {}
@@ -286,9 +291,17 @@ def segmented(path: str, seconds: float | None, live: bool, make: Callable[[str]
     return SegmentedSink(path, seconds, live, make) if seconds else make(path)
 
 
-def export_sink(path: str, live: dict[str, bool], segment_s: float | None = None) -> Sink:
+def export_sink(
+    path: str, live: dict[str, bool], segment_s: float | None = None, run_source_ids: Sequence[str] | None = None,
+    append: bool = False,
+) -> Sink:
     """JSON lines carry the source in each message; MOTChallenge files get one per source.
-    `live` says of each source id whether it is live (how parts are cut)."""
+    `live` says of each source id whether it is live (how parts are cut); `append`
+    continues the files of a worker that was restarted."""
+    def text(kind: type[_TextSink]) -> Callable[[str], Sink]:
+        return lambda p: kind(p, append=append)
+
     if path.endswith(".jsonl"):
-        return segmented(path, segment_s, any(live.values()), JsonlSink)
-    return per_source(path, list(live), lambda p, sid: segmented(p, segment_s, live[sid], MotSink))
+        return segmented(path, segment_s, any(live.values()), text(JsonlSink))
+    return per_source(path, list(live), lambda p, sid: segmented(p, segment_s, live[sid], text(MotSink)),
+                      run_source_ids)

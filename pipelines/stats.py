@@ -32,6 +32,21 @@ class StageStats:
     def mean_ms(self) -> float:
         return self.total_ms / self.count if self.count else 0.0
 
+    def merge(self, other: StageStats) -> None:
+        """Add another process's figures (a worker's, `pipelines.workers`)."""
+        with self._lock:
+            self.count += other.count
+            self.total_ms += other.total_ms
+            self.max_ms = max(self.max_ms, other.max_ms)
+            self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+
+    def __getstate__(self) -> dict:
+        """Picklable (a worker sends its figures to the main process): without the lock."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def snapshot(self) -> tuple[list[int], float]:
         """(per-bucket counts, total ms), consistent with each other."""
         with self._lock:
@@ -53,6 +68,19 @@ class RunStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def merge(self, other: RunStats) -> None:
+        """Add a worker process's statistics; frames and time are the caller's to set."""
+        for name, stage in other.stages.items():
+            self.stages.setdefault(name, StageStats()).merge(stage)
+        self.end_to_end.merge(other.end_to_end)
+        for mine, theirs in ((self.dropped, other.dropped), (self.reconnects, other.reconnects),
+                             (self.batch_sizes, other.batch_sizes)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        for source, ids in other.track_ids.items():
+            self.track_ids.setdefault(source, set()).update(ids)
+        self.interrupted = self.interrupted or other.interrupted
 
     @property
     def tracks(self) -> int:

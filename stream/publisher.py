@@ -32,13 +32,14 @@ class Publisher:
         linger_ms: int = 1000,
         curve_secret: str | None = None,
         curve_clients: str | None = None,
+        socket_type: int = zmq.PUB,
     ) -> None:
         address, bind = parse_endpoint(endpoint, default_bind=True)
         self.endpoint = address
         self.sent = 0
         self.dropped = 0
         self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock = self._ctx.socket(socket_type)  # XPUB: the workers' forwarder (pipelines.workers)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         self._auth = None
@@ -62,6 +63,10 @@ class Publisher:
             verb = "bind" if bind else "connect to"
             raise PublishError(f"cannot {verb} {address}: {err.strerror}; pick a free port or another endpoint") from None
         log.info("publishing on %s (%s)", address, "bind" if bind else "connect")
+
+    @property
+    def socket(self) -> zmq.Socket:
+        return self._sock
 
     def publish(self, message: Mapping[str, Any]) -> bool:
         """Send without blocking; returns False (and counts a drop) if ZeroMQ refused it."""

@@ -81,6 +81,7 @@ class ByteTracker:
         min_hits: int = 3,
         distance_weight: float = 1.0,
         std_velocity: float = 1.0 / 80,
+        first_id: int = 1,
     ) -> None:
         self.min_hits = min_hits
         self.distance_weight = distance_weight
@@ -97,7 +98,7 @@ class ByteTracker:
         self.frame_count = 0
         self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = _Tracks.empty()
-        self._next_id = 1
+        self._next_id = first_id
 
     def rescale(self, sx: float, sy: float) -> None:
         """The source's picture was resized (a camera back at another resolution):

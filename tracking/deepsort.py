@@ -92,6 +92,7 @@ class DeepSort:
         appearance_weight: float = 0.9,
         ema: float | None = 0.9,
         new_track_thresh: float = 0.6,
+        first_id: int = 1,
     ) -> None:
         self.new_track_thresh = new_track_thresh
         self.appearance_weight = appearance_weight
@@ -106,7 +107,7 @@ class DeepSort:
         self.box = check_box_source(box)
         self._kf = HeightScaledKalman(std_velocity=std_velocity)
         self._tracks = self._empty(0)
-        self._next_id = 1
+        self._next_id = first_id
         self.frame_count = 0
 
     def _empty(self, dim: int) -> _Tracks:

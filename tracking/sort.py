@@ -86,7 +86,9 @@ class Sort:
     score, embedding kept) with `track_ids` set.
     """
 
-    def __init__(self, max_age: int = 1, min_hits: int = 3, iou_threshold: float = 0.3, box: str = "kalman") -> None:
+    def __init__(
+        self, max_age: int = 1, min_hits: int = 3, iou_threshold: float = 0.3, box: str = "kalman", first_id: int = 1,
+    ) -> None:
         if box not in ("kalman", "detection"):
             raise ValueError(f"box must be 'kalman' or 'detection', got {box!r}")
         self.max_age = max_age
@@ -96,7 +98,7 @@ class Sort:
         self.frame_count = 0
         self._kf = _sort_filter()
         self._tracks = _Tracks.empty()
-        self._next_id = 1
+        self._next_id = first_id
 
     def rescale(self, sx: float, sy: float) -> None:
         """The source's picture was resized (a camera back at another resolution):

@@ -1,0 +1,159 @@
+"""`--workers N`: the sources shared out among processes give the same outputs
+as one process, a killed worker is restarted without repeating a track id,
+and bad input is the same one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from test_cli import SEGSTREAM, segstream
+
+
+def mot_rows(path: Path) -> list[tuple[int, int]]:
+    return [(int(f), int(i)) for f, i, *_ in (line.split(",") for line in path.read_text().splitlines())]
+
+
+def frames_by_source(path: Path) -> dict[str, list[tuple[int, list]]]:
+    out: dict[str, list] = {}
+    for line in path.read_text().splitlines():
+        message = json.loads(line)
+        out.setdefault(message["source"], []).append((message["seq"], message["objects"]))
+    return out
+
+
+@pytest.mark.slow
+def test_two_workers_write_what_one_process_writes(video, seg_model, tmp_path):
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / workers
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        sub = subprocess.Popen([*SEGSTREAM, "subscribe", endpoint, "--count", "82", "--timeout", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # connected before the first frame
+        run = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 40,
+                        "--workers", workers, "--export", out / "tracks.txt", "--publish", endpoint, "--no-progress")
+        assert run.returncode == 0, run.stderr
+        assert "frames 80" in run.stdout  # one summary for the whole run
+        received = [json.loads(line) for line in sub.communicate(timeout=60)[0].splitlines()]
+        # One endpoint: both sources' frames, and each source's end of stream, reach the subscriber.
+        assert {m["source"] for m in received if m["type"] == "frame"} == {"vtest", "vtest-2"}
+        assert sorted(m["source"] for m in received if m["type"] == "eos") == ["vtest", "vtest-2"]
+        jsonl = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 40,
+                          "--workers", workers, "--export", out / "tracks.jsonl", "--no-progress")
+        assert jsonl.returncode == 0, jsonl.stderr
+        runs[workers] = out
+    for name in ("tracks-vtest.txt", "tracks-vtest-2.txt"):  # per-source files, named as in one process
+        assert (runs["2"] / name).read_text() == (runs["1"] / name).read_text()
+    one, two = frames_by_source(runs["1"] / "tracks.jsonl"), frames_by_source(runs["2"] / "tracks.jsonl")
+    assert one.keys() == two.keys() == {"vtest", "vtest-2"}
+    assert all(one[sid] == two[sid] for sid in one)  # every frame's objects, in order per source
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes of a run (not multiprocessing's resource tracker)."""
+    children = [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
+    return sorted(c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes())
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_its_source_resumes_and_ids_never_repeat(video, seg_model, tmp_path):
+    reference = segstream("run", "--source", video, "--model", seg_model, "--max-frames", 150,
+                          "--export", tmp_path / "alone.txt", "--no-progress")
+    assert reference.returncode == 0, reference.stderr
+    run = subprocess.Popen([*SEGSTREAM, "run", "--source", video, "--source", video, "--model", seg_model,
+                            "--max-frames", "150", "--workers", "2", "--export", tmp_path / "t.txt", "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "t-vtest.txt"
+    deadline = time.monotonic() + 120
+    while not (first.exists() and len(first.read_text().splitlines()) > 20):
+        assert run.poll() is None and time.monotonic() < deadline, "the run ended before a worker could be killed"
+        time.sleep(0.05)
+    workers = _workers_of(run.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # the first worker has the first source, vtest
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    resumed = re.search(r"vtest resumes after frame (-?\d+), track ids after (\d+)", err)
+    assert "died (exit -9)" in err and resumed, err
+    last_seq, last_id = map(int, resumed.groups())
+    rows = mot_rows(first)
+    assert len(rows) == len(set(rows))  # no frame of a track written twice
+    assert {f for f, _ in rows} <= set(range(1, 151)) and max(f for f, _ in rows) == 150
+    before = {i for f, i in rows if f <= last_seq + 1}
+    after = {i for f, i in rows if f > last_seq + 1}
+    assert before and after and max(before) <= last_id < min(after)  # ids carry on, never repeat
+    # The other worker was not disturbed: its source's tracks are those of a run on its own.
+    assert (tmp_path / "t-vtest-2.txt").read_text() == (tmp_path / "alone.txt").read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_and_keeps_the_outputs(video, seg_model, tmp_path):
+    run = subprocess.Popen([*SEGSTREAM, "run", "--source", video, "--source", video, "--model", seg_model,
+                            "--workers", "2", "--export", tmp_path / "t.txt", "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "t-vtest.txt"
+    deadline = time.monotonic() + 120
+    while not (first.exists() and first.read_text().count("\n") > 10):
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = _workers_of(run.pid)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "interrupted" in out
+    assert not any(Path(f"/proc/{w}").exists() for w in workers)
+    rows = mot_rows(first)
+    assert rows and len(rows) == len(set(rows))
+
+
+@pytest.mark.parametrize("case", ["missing source", "bad model", "port in use", "bad count"])
+def test_bad_input_with_workers_is_the_same_one_line_error(case, video, seg_model, tmp_path):
+    args = ["--source", video, "--source", video, "--model", seg_model, "--no-progress"]
+    if case == "missing source":
+        args[1] = tmp_path / "missing.mp4"
+    elif case == "bad model":
+        (tmp_path / "bad.onnx").write_bytes(b"not a model")
+        args[5] = tmp_path / "bad.onnx"
+    elif case == "bad count":
+        args += ["--workers", "0"]
+    with socket_in_use() as endpoint:
+        if case == "port in use":
+            args += ["--publish", endpoint]
+        alone = segstream("run", *args, timeout=120)
+        workers = segstream("run", *args, "--workers", "2", timeout=120) if case != "bad count" else alone
+    assert alone.returncode == workers.returncode == 2
+    assert alone.stderr == workers.stderr and len(alone.stderr.strip().splitlines()) == 1, alone.stderr
+    assert "Traceback" not in workers.stderr
+
+
+class socket_in_use:
+    """A bound ZeroMQ PUB endpoint, for the duration of a `with`."""
+
+    def __enter__(self) -> str:
+        import zmq
+
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.PUB)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        return f"tcp://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close(linger=0)
+        self.ctx.term()
+
+
+def test_auto_takes_one_process_per_source_at_most():
+    from segstream.pipelines.workers import worker_count
+
+    assert worker_count("auto", sources=1, gpu=True, cpus=64) == 1  # one source stays in one process
+    assert worker_count("auto", sources=8, gpu=True, cpus=16) == 8
+    assert worker_count("auto", sources=8, gpu=False, cpus=2) == 1  # CPU inference already uses every core
+    assert worker_count(4, sources=2, gpu=False) == 2
