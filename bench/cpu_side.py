@@ -113,6 +113,18 @@ def make_video(source: Path, out: Path, frames: int) -> None:
     tmp.rename(out)
 
 
+def decode_cost_ms(video: Path) -> float:
+    """CPU milliseconds per frame to decode `video` alone, with OpenCV as the sources do."""
+    import cv2
+
+    usage, frames = resource.getrusage(resource.RUSAGE_SELF), 0
+    cap = cv2.VideoCapture(str(video))
+    while cap.read()[0]:
+        frames += 1
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return ((after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)) / max(frames, 1) * 1000
+
+
 def import_code(root: Path) -> tuple[Any, Any]:
     """(RunConfig, build_pipeline) from the segstream checkout at `root`: the
     `segstream` package mapped from its folders, or a checkout from before
@@ -257,6 +269,7 @@ def main() -> None:
         ms = r["stage_ms"]
         print(f"{label:<8}{n:>8}{processes:>6}{r['fps']:>8.1f}" + "".join(f"{ms[s]:>12.2f}" for s in STAGES)
               + f"{outside_inference(r):>19.2f}{r['cores']:>7.2f}{r['misses']:>8}")
+    print(f"decoding alone (OpenCV, this process): {decode_cost_ms(video):.2f} CPU ms per frame")
     if args.compare:
         by = {(label, n, p): r for label, n, p, r in rows}
         print("\nthis / compare:")

@@ -92,7 +92,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
     p.add_argument("--workers", help="processes that share out the sources, each running every stage for its own "
-                   "(default 1; auto: one per source, at most one per core)")
+                   "(default 1; auto: one per source, at most one per core with GPU inference)")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None,
                    help="no progress bar (shown by default when stderr is a terminal)")
     p.add_argument("--metrics-port", type=int, dest="metrics_port",

@@ -61,15 +61,17 @@ POLL_S = 0.1
 def worker_count(requested: int | str, sources: int, gpu: bool, cpus: int | None = None) -> int:
     """Processes for `sources` sources; one source always stays in one process.
 
-    `auto`: with inference on a GPU the CPU side is the limit, and a process
-    uses about 1.5 cores of it (the GIL), so one process per two cores. With
-    inference on the CPU, the runtime already uses every core: more processes
-    only compete for them (2 cores, 2 sources, YOLOv8n-seg: 51.6 FPS in one
-    process, 41.0 in two), so one process per 8 cores."""
+    `auto`, from `bench/cpu_side.py` and runs on a 2-core machine: with
+    inference on a GPU the CPU side is the limit, and one process uses about
+    1.7 cores of it, so one process per core (8 sources of 1080p, inference
+    replayed: 126 FPS in one process, 165 in two). With inference on the CPU
+    the runtime already uses every core, and more processes only compete
+    (2 sources, YOLOv8n-seg on ONNX Runtime: 51.6 FPS in one process, 41.0
+    in two), so one process per 8 cores."""
     if requested != "auto":
         return max(1, min(int(requested), sources))
     cpus = cpus or os.cpu_count() or 1
-    return max(1, min(sources, cpus // 2 if gpu else cpus // 8))
+    return max(1, min(sources, cpus if gpu else cpus // 8))
 
 
 def check_inputs(config: RunConfig) -> dict[str, bool]:

@@ -155,5 +155,6 @@ def test_auto_takes_one_process_per_source_at_most():
 
     assert worker_count("auto", sources=1, gpu=True, cpus=64) == 1  # one source stays in one process
     assert worker_count("auto", sources=8, gpu=True, cpus=16) == 8
+    assert worker_count("auto", sources=8, gpu=True, cpus=2) == 2  # the CPU side is the limit: a process per core
     assert worker_count("auto", sources=8, gpu=False, cpus=2) == 1  # CPU inference already uses every core
     assert worker_count(4, sources=2, gpu=False) == 2
