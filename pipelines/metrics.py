@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -24,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from ..stream.errors import PublishError
 from .runner import Pipeline
-from .stats import LATENCY_BUCKETS_MS, StageStats
+from .stats import LATENCY_BUCKETS_MS, RunStats, StageStats
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,87 @@ class PipelineCollector:
         yield depth
 
 
+@dataclass
+class SourceSnapshot:
+    """What the metrics read of one source, copied out of a worker process."""
+
+    source_id: str
+    is_live: bool
+    dropped: int
+    reconnects: int
+    status: str
+
+
+@dataclass
+class QueueSnapshot:
+    dropped: int
+    depth: int
+
+    def __len__(self) -> int:
+        return self.depth
+
+
+@dataclass
+class PipelineSnapshot:
+    """A pipeline's counters, as `PipelineCollector` and /healthz read them,
+    picklable: each worker process sends one every second, and the main
+    process serves the merged figures of all (`pipelines.workers`)."""
+
+    stats: RunStats
+    frames_per_source: dict[str, int]
+    sources: list[SourceSnapshot]
+    queues: dict[str, QueueSnapshot]
+    healthy: tuple[bool, dict[str, Any]]
+
+    @classmethod
+    def of(cls, pipeline: Pipeline, stall_s: float) -> PipelineSnapshot:
+        stats = pipeline.stats
+        return cls(
+            RunStats(frames=stats.frames, stages={k: v.copy() for k, v in stats.stages.items()},
+                     end_to_end=stats.end_to_end.copy()),
+            pipeline.frames_per_source,
+            [SourceSnapshot(s.source_id, s.is_live, s.dropped, s.reconnects, s.status) for s in pipeline.sources],
+            {name: QueueSnapshot(q.dropped, len(q)) for name, q in pipeline.queues.items()},
+            pipeline.health(stall_s),
+        )
+
+    @classmethod
+    def merge(
+        cls, latest: list[PipelineSnapshot], retired: list[PipelineSnapshot], missing: list[str],
+    ) -> PipelineSnapshot:
+        """One view of the workers: `latest` holds each worker's newest snapshot,
+        `retired` the last ones of workers that died and were replaced (their
+        counts stay in the totals, so counters never go down), and `missing`
+        names the workers that have none yet (starting or restarting: unhealthy)."""
+        every = latest + retired
+        stats = RunStats(frames=sum(p.stats.frames for p in every))
+        for part in every:
+            stats.merge(part.stats)
+        frames: dict[str, int] = {}
+        dropped: dict[str, int] = {}
+        reconnects: dict[str, int] = {}
+        queues: dict[str, QueueSnapshot] = {}
+        for part, current in [(p, True) for p in latest] + [(p, False) for p in retired]:
+            for sid, n in part.frames_per_source.items():
+                frames[sid] = frames.get(sid, 0) + n
+            for src in part.sources:
+                dropped[src.source_id] = dropped.get(src.source_id, 0) + src.dropped
+                reconnects[src.source_id] = reconnects.get(src.source_id, 0) + src.reconnects
+            for name, q in part.queues.items():
+                total = queues.setdefault(name, QueueSnapshot(0, 0))
+                total.dropped += q.dropped
+                total.depth += q.depth if current else 0
+        sources = [SourceSnapshot(s.source_id, s.is_live, dropped[s.source_id], reconnects[s.source_id], s.status)
+                   for p in latest for s in p.sources]
+        ok = not missing and all(p.healthy[0] for p in latest)
+        body = {"healthy": ok, "sources": {k: v for p in latest for k, v in p.healthy[1]["sources"].items()},
+                "errors": [e for p in latest for e in p.healthy[1]["errors"]], "workers_down": missing}
+        return cls(stats, frames, sources, queues, (ok, body))
+
+    def health(self, stall_s: float) -> tuple[bool, dict[str, Any]]:
+        return self.healthy
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("metrics: " + format, *args)
@@ -129,7 +211,8 @@ class MetricsServer:
         self._thread.start()
         log.info("metrics on http://%s:%d/metrics, health on /healthz", host, self.port)
 
-    def attach(self, pipeline: Pipeline) -> None:
+    def attach(self, pipeline: Pipeline | PipelineSnapshot | Any) -> None:
+        """What to report: a pipeline, or anything with its counters (a `PipelineSnapshot`)."""
         self._collector.pipeline = pipeline
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from ..stream.errors import ConfigError
 from ..stream.types import Detections, Frame
 from .config import RunConfig, load_config
 from .metrics import MetricsServer
+from .runner import Pipeline
 from .session import Share, build_pipeline
 from .stats import RunStats
 
@@ -53,9 +54,13 @@ def run(
     return run_config(load_config(config, overrides), on_frame)
 
 
-def run_config(config: RunConfig, on_frame: FrameCallback | None = None, share: Share | None = None) -> RunStats:
+def run_config(
+    config: RunConfig, on_frame: FrameCallback | None = None, share: Share | None = None,
+    on_pipeline: Callable[[Pipeline], None] | None = None,
+) -> RunStats:
     """Run a validated config with Ctrl-C/SIGTERM mapped to a graceful stop
-    (`share`: this process is one worker of a run, `pipelines.workers`)."""
+    (`share`: this process is one worker of a run, `pipelines.workers`;
+    `on_pipeline` sees the pipeline before it starts)."""
     if config.workers != 1 and share is None:
         if on_frame is not None:
             raise ConfigError("workers: on_frame sees frames in this process; with worker processes, read the "
@@ -74,6 +79,8 @@ def run_config(config: RunConfig, on_frame: FrameCallback | None = None, share: 
         raise
     if metrics is not None:
         metrics.attach(pipeline)
+    if on_pipeline is not None:
+        on_pipeline(pipeline)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         def request_stop(signum: int, _frame: Any) -> None:

@@ -32,6 +32,10 @@ class StageStats:
     def mean_ms(self) -> float:
         return self.total_ms / self.count if self.count else 0.0
 
+    def copy(self) -> StageStats:
+        with self._lock:
+            return StageStats(self.count, self.total_ms, self.max_ms, list(self.buckets))
+
     def merge(self, other: StageStats) -> None:
         """Add another process's figures (a worker's, `pipelines.workers`)."""
         with self._lock:

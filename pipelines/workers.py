@@ -19,6 +19,8 @@ the main process only checks the input, forwards messages and watches.
   (which the workers record in shared memory), cameras reconnect, and track
   ids carry on after the last one published, so ids never repeat. Other
   workers are not disturbed.
+- One `/metrics` and `/healthz`: each worker sends its counters every second
+  (`metrics.PipelineSnapshot`), and the main process serves their sum.
 - Bad input gives the same one-line error as one process, before any worker
   starts: sources are opened, models loaded (on the CPU) and outputs and the
   endpoint checked in the main process first.
@@ -43,16 +45,18 @@ import zmq
 from ..engines.hub import resolve_model
 from ..engines.model import Model
 from ..engines.runtimes.registry import choose_backend
-from ..stream.errors import ConfigError, SegstreamError
+from ..stream.errors import SegstreamError
 from ..stream.publisher import Publisher
 from ..stream.sources import open_source
 from .config import RunConfig
+from .metrics import MetricsServer, PipelineSnapshot
 from .sinks import Sink, export_sink, prepare_output
 from .stats import RunStats
 from .session import Share, unique_source_ids
 
 log = logging.getLogger(__name__)
 
+REPORT_S = 1.0  # how often a worker sends its counters for /metrics
 MAX_RESTARTS = 5  # per worker; then its sources are given up and the run fails
 STOP_GRACE_S = 5.0  # after Ctrl-C/SIGTERM: how long workers get to finish their frames in flight
 POLL_S = 0.1
@@ -191,7 +195,8 @@ class JsonlExport:
             self.sink.write(frame, None, message)  # type: ignore[arg-type]
 
 
-def _worker(config: RunConfig, share: Share, state: Any, index: dict[str, int], log_level: int, results: Any) -> None:
+def _worker(worker: int, config: RunConfig, share: Share, state: Any, index: dict[str, int], log_level: int,
+            results: Any, metrics: bool) -> None:
     """A worker process: the stages for `share`'s sources, publishing to the forwarder."""
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     from .cli import _quiet_native_logs
@@ -208,12 +213,23 @@ def _worker(config: RunConfig, share: Share, state: Any, index: dict[str, int], 
             state[at + 1] = max(state[at + 1], int(dets.track_ids.max()))
         state[at + 2] += 1
 
+    done = threading.Event()
+
+    def report(pipeline: Any) -> None:
+        """The pipeline's counters to the main process every second, for /metrics and /healthz."""
+        def loop() -> None:
+            while not done.wait(REPORT_S):
+                results.put(("snapshot", worker, PipelineSnapshot.of(pipeline, config.health_stall)))
+        threading.Thread(target=loop, name="report", daemon=True).start()
+
     try:
-        stats = run_config(config, record, share)
+        stats = run_config(config, record, share, on_pipeline=report if metrics else None)
     except SegstreamError as err:
-        results.put(("error", str(err)))
+        results.put(("error", worker, str(err)))
         raise SystemExit(2) from None
-    results.put(("stats", stats))
+    finally:
+        done.set()
+    results.put(("stats", worker, stats))
 
 
 def run_workers(config: RunConfig) -> RunStats:
@@ -224,88 +240,102 @@ def run_workers(config: RunConfig) -> RunStats:
     count = worker_count(config.workers, len(ids), gpu=choose_backend(config.backend, config.device)[1] != "cpu")
     if count == 1:
         return run_config(config.model_copy(update={"workers": 1}))
-    if config.metrics_port is not None:
-        raise ConfigError("metrics_port: not yet served with more than one worker process; run with --workers 1 "
-                          "to use --metrics-port")
-    live = check_inputs(config)
+    with contextlib.ExitStack() as stack:
+        metrics = None
+        if config.metrics_port is not None:  # first: a port in use fails before anything is opened
+            metrics = MetricsServer(config.metrics_port, config.health_stall)
+            stack.callback(metrics.close)
+        live = check_inputs(config)
+        return _run(config, ids, count, live, metrics, stack)
+
+
+def _run(config: RunConfig, ids: list[str], count: int, live: dict[str, bool], metrics: MetricsServer | None,
+         stack: contextlib.ExitStack) -> RunStats:
     log.info("%d worker processes for %d sources", count, len(ids))
     ctx = mp.get_context("spawn")  # a fresh interpreter: no forked locks, threads or GPU contexts
     state = ctx.Array("q", [v for _ in ids for v in (-1, 0, 0)], lock=False)  # per source: last seq, max id, frames
     index = {sid: i for i, sid in enumerate(ids)}
     results = ctx.Queue()
     stats = RunStats()
+    snapshots: dict[int, Any] = {}  # each worker's newest, for /metrics
+    retired: list[Any] = []  # the last of each worker that died: its counts stay in the totals
     stop = threading.Event()
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="segstream-workers-"))
-        inner = f"ipc://{tmp}/forward"
-        export = JsonlExport(config, live) if config.export and config.export.endswith(".jsonl") else None
-        if export is not None:
-            stack.callback(export.sink.close)
-        forwarder = Forwarder(inner, config, export)
-        stack.callback(forwarder.close)
-        worker_config = config.model_copy(update={
-            "publish": ">" + inner, "metrics_port": None, "progress": False, "workers": 1,
-            "export": None if export is not None else config.export,
-        })
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="segstream-workers-"))
+    inner = f"ipc://{tmp}/forward"
+    export = JsonlExport(config, live) if config.export and config.export.endswith(".jsonl") else None
+    if export is not None:
+        stack.callback(export.sink.close)
+    forwarder = Forwarder(inner, config, export)
+    stack.callback(forwarder.close)
+    worker_config = config.model_copy(update={
+        "publish": ">" + inner, "metrics_port": None, "progress": False, "workers": 1,
+        "export": None if export is not None else config.export,
+    })
 
-        def start(w: int, restart: int) -> Any:
-            mine = tuple(ids[w::count])
-            share = Share(
-                source_ids=mine, run_source_ids=tuple(ids), restart=restart, cpus=max(1, (os.cpu_count() or 1) // count),
-                first_track_ids={sid: state[3 * index[sid] + 1] + 1 for sid in mine} if restart else {},
-                resume_after={sid: state[3 * index[sid]] for sid in mine if restart and state[3 * index[sid]] >= 0},
-            )
-            if restart:
-                log.warning("worker %d restarted (%d of %d): %s", w, restart, MAX_RESTARTS, "; ".join(
-                    f"{sid} resumes after frame {share.resume_after.get(sid, -1)}, "
-                    f"track ids after {share.first_track_ids[sid] - 1}" for sid in mine))
-            specs = [config.source[index[sid]] for sid in mine]
-            proc = ctx.Process(target=_worker, name=f"segstream-worker-{w}", daemon=True, args=(
-                worker_config.model_copy(update={"source": specs}), share, state, index,
-                logging.getLogger().level, results))
-            proc.start()
-            return proc
+    def start(w: int, restart: int) -> Any:
+        mine = tuple(ids[w::count])
+        share = Share(
+            source_ids=mine, run_source_ids=tuple(ids), restart=restart, cpus=max(1, (os.cpu_count() or 1) // count),
+            first_track_ids={sid: state[3 * index[sid] + 1] + 1 for sid in mine} if restart else {},
+            resume_after={sid: state[3 * index[sid]] for sid in mine if restart and state[3 * index[sid]] >= 0},
+        )
+        if restart:
+            log.warning("worker %d restarted (%d of %d): %s", w, restart, MAX_RESTARTS, "; ".join(
+                f"{sid} resumes after frame {share.resume_after.get(sid, -1)}, "
+                f"track ids after {share.first_track_ids[sid] - 1}" for sid in mine))
+        specs = [config.source[index[sid]] for sid in mine]
+        proc = ctx.Process(target=_worker, name=f"segstream-worker-{w}", daemon=True, args=(
+            w, worker_config.model_copy(update={"source": specs}), share, state, index,
+            logging.getLogger().level, results, metrics is not None))
+        proc.start()
+        return proc
 
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            def request_stop(signum: int, _frame: Any) -> None:
-                log.warning("signal %d: stopping the workers", signum)
-                stop.set()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, request_stop)
-            stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
-        t0 = time.perf_counter()
-        procs = {w: start(w, 0) for w in range(count)}
-        restarts = dict.fromkeys(procs, 0)
-        running = dict(procs)
-        error: str | None = None
-        stopping_since: float | None = None
-        while running:
-            time.sleep(POLL_S)
-            error = error or _drain_results(results, stats)
-            if (stop.is_set() or error) and stopping_since is None:
-                stopping_since = time.monotonic()
-                for proc in running.values():
-                    if proc.is_alive():
-                        os.kill(proc.pid, signal.SIGTERM)
-            if stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
-                for proc in running.values():
-                    proc.kill()
-            for w, proc in list(running.items()):
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def request_stop(signum: int, _frame: Any) -> None:
+            log.warning("signal %d: stopping the workers", signum)
+            stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+    t0 = time.perf_counter()
+    procs = {w: start(w, 0) for w in range(count)}
+    restarts = dict.fromkeys(procs, 0)
+    running = dict(procs)
+    error: str | None = None
+    stopping_since: float | None = None
+    while running:
+        time.sleep(POLL_S)
+        error = error or _drain_results(results, stats, snapshots)
+        if metrics is not None:
+            metrics.attach(PipelineSnapshot.merge(
+                [snapshots[w] for w in sorted(snapshots)], retired,
+                [f"worker {w}" for w in running if w not in snapshots]))
+        if (stop.is_set() or error) and stopping_since is None:
+            stopping_since = time.monotonic()
+            for proc in running.values():
                 if proc.is_alive():
-                    continue
-                proc.join()
-                del running[w]
-                if proc.exitcode in (0, 2) or stopping_since is not None:
-                    continue  # done, or bad input (its error is in the results)
-                if restarts[w] >= MAX_RESTARTS:
-                    error = error or f"worker {w} ({', '.join(ids[w::count])}) died {MAX_RESTARTS + 1} times; giving up"
-                    continue
-                restarts[w] += 1
-                log.warning("worker %d (%s) died (exit %s)", w, ", ".join(ids[w::count]), proc.exitcode)
-                running[w] = start(w, restarts[w])
-        error = error or _drain_results(results, stats)
-        forwarder.drain()
+                    os.kill(proc.pid, signal.SIGTERM)
+        if stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
+            for proc in running.values():
+                proc.kill()
+        for w, proc in list(running.items()):
+            if proc.is_alive():
+                continue
+            proc.join()
+            del running[w]
+            if proc.exitcode in (0, 2) or stopping_since is not None:
+                continue  # done, or bad input (its error is in the results)
+            if w in snapshots:
+                retired.append(snapshots.pop(w))
+            if restarts[w] >= MAX_RESTARTS:
+                error = error or f"worker {w} ({', '.join(ids[w::count])}) died {MAX_RESTARTS + 1} times; giving up"
+                continue
+            restarts[w] += 1
+            log.warning("worker %d (%s) died (exit %s)", w, ", ".join(ids[w::count]), proc.exitcode)
+            running[w] = start(w, restarts[w])
+    error = error or _drain_results(results, stats, snapshots)
+    forwarder.drain()
     stats.seconds = time.perf_counter() - t0
     stats.frames = sum(state[3 * i + 2] for i in range(len(ids)))  # killed workers' frames included
     stats.interrupted = stats.interrupted or stop.is_set()
@@ -314,15 +344,18 @@ def run_workers(config: RunConfig) -> RunStats:
     return stats
 
 
-def _drain_results(results: Any, stats: RunStats) -> str | None:
-    """Fold the workers' statistics into `stats`; the first error, if any."""
+def _drain_results(results: Any, stats: RunStats, snapshots: dict[int, Any]) -> str | None:
+    """Fold the workers' final statistics into `stats` and keep each one's
+    latest snapshot; the first error, if any."""
     error = None
     while True:
         try:
-            kind, value = results.get_nowait()
+            kind, worker, value = results.get_nowait()
         except Exception:  # noqa: BLE001 - queue.Empty, or a queue closed by a killed worker
             return error
         if kind == "error":
             error = error or value
+        elif kind == "snapshot":
+            snapshots[worker] = value
         else:
             stats.merge(value)

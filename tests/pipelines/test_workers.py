@@ -35,14 +35,14 @@ def test_two_workers_write_what_one_process_writes(video, seg_model, tmp_path):
     for workers in ("1", "2"):
         out = tmp_path / workers
         endpoint = f"tcp://127.0.0.1:{free_port()}"
-        sub = subprocess.Popen([*SEGSTREAM, "subscribe", endpoint, "--count", "82", "--timeout", "60"],
+        sub = subprocess.Popen([*SEGSTREAM, "subscribe", endpoint, "--timeout", "60"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)  # connected before the first frame
         run = segstream("run", "--source", video, "--source", video, "--model", seg_model, "--max-frames", 40,
                         "--workers", workers, "--export", out / "tracks.txt", "--publish", endpoint, "--no-progress")
         assert run.returncode == 0, run.stderr
         assert "frames 80" in run.stdout  # one summary for the whole run
-        received = [json.loads(line) for line in sub.communicate(timeout=60)[0].splitlines()]
+        received = read_until_both_ended(sub)
         # One endpoint: both sources' frames, and each source's end of stream, reach the subscriber.
         assert {m["source"] for m in received if m["type"] == "frame"} == {"vtest", "vtest-2"}
         assert sorted(m["source"] for m in received if m["type"] == "eos") == ["vtest", "vtest-2"]
@@ -55,6 +55,21 @@ def test_two_workers_write_what_one_process_writes(video, seg_model, tmp_path):
     one, two = frames_by_source(runs["1"] / "tracks.jsonl"), frames_by_source(runs["2"] / "tracks.jsonl")
     assert one.keys() == two.keys() == {"vtest", "vtest-2"}
     assert all(one[sid] == two[sid] for sid in one)  # every frame's objects, in order per source
+
+
+def read_until_both_ended(sub: subprocess.Popen) -> list[dict]:
+    """`segstream subscribe`'s messages up to the second end-of-stream (the last
+    messages of the run; the first frames may be missed by a late join). The
+    subscriber's own --timeout ends it if they never come."""
+    received: list[dict] = []
+    while sum(m["type"] == "eos" for m in received) < 2:
+        line = sub.stdout.readline()
+        if not line:
+            break
+        received.append(json.loads(line))
+    sub.terminate()
+    sub.communicate(timeout=60)
+    return received
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -158,3 +173,33 @@ def test_auto_takes_one_process_per_source_at_most():
     assert worker_count("auto", sources=8, gpu=True, cpus=2) == 2  # the CPU side is the limit: a process per core
     assert worker_count("auto", sources=8, gpu=False, cpus=2) == 1  # CPU inference already uses every core
     assert worker_count(4, sources=2, gpu=False) == 2
+
+
+@pytest.mark.slow
+def test_one_metrics_endpoint_covers_every_worker(video, seg_model, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+    from test_metrics import get, wait_for
+
+    port = free_port()
+    run = subprocess.Popen([*SEGSTREAM, "run", "--source", video, "--source", video, "--model", seg_model,
+                            "--workers", "2", "--metrics-port", str(port), "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def both_sources_counted():
+            status, text = get(f"http://127.0.0.1:{port}/metrics")
+            if status != 200:
+                return None
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+            frames = {s.labels["source"]: s.value for s in samples if s.name == "segstream_frames_total"}
+            return samples if len(frames) == 2 and min(frames.values()) > 5 else None
+
+        samples = wait_for(both_sources_counted, 120)
+        assert samples, run.stderr.read() if run.poll() is not None else "both workers never showed in /metrics"
+        names = {s.name for s in samples}
+        assert {"segstream_stage_seconds_bucket", "segstream_latency_seconds_count", "segstream_queue_depth"} <= names
+        status, body = get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200 and json.loads(body)["healthy"]
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=120)
+    assert run.returncode == 130
