@@ -97,6 +97,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="no progress bar (shown by default when stderr is a terminal)")
     p.add_argument("--metrics-port", type=int, dest="metrics_port",
                    help="serve Prometheus metrics on /metrics and a health check on /healthz at this port")
+    p.add_argument("--metrics-address", dest="metrics_address",
+                   help="address the metrics server listens on (default 127.0.0.1, this machine only; "
+                        "0.0.0.0 for every interface)")
     p.add_argument("--health-stall", type=float, dest="health_stall",
                    help="/healthz turns unhealthy when a live source is stalled or reconnecting this long (default 30 s)")
     p.add_argument("--curve-secret", dest="curve_secret",
@@ -221,7 +224,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export", "segment_minutes",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

@@ -92,6 +92,7 @@ class RunConfig(BaseModel):
     curve_secret: str | None = None
     curve_clients: str | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_address: str = "127.0.0.1"  # loopback: nothing listens beyond this machine unless asked
     health_stall: float = Field(30.0, gt=0)
     save: str | None = None
     export: str | None = None

@@ -173,6 +173,10 @@ class PipelineSnapshot:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # `timeout` (MetricsServer's idle_timeout_s): a connection that sends
+    # nothing for that long is closed, so half-open clients cannot hold the
+    # server's threads for ever.
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("metrics: " + format, *args)
 
@@ -182,12 +186,13 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 class MetricsServer:
-    """Serves /metrics and /healthz on `port` in a daemon thread until `close()`.
+    """Serves /metrics and /healthz on `host`:`port` in a daemon thread until `close()`.
 
-    Started before the pipeline is built, so a port in use fails before any
+    `host` is loopback unless asked otherwise (`--metrics-address 0.0.0.0`
+    for a Prometheus on another machine). Started before the pipeline is built, so a port in use fails before any
     camera or model is opened; `attach(pipeline)` then makes it report."""
 
-    def __init__(self, port: int, stall_s: float = 30.0, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, stall_s: float = 30.0, host: str = "127.0.0.1", idle_timeout_s: float = 10.0) -> None:
         self._collector = PipelineCollector()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self._collector)
@@ -203,9 +208,11 @@ class MetricsServer:
             return metrics_app(environ, start_response)
 
         try:
-            self._server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+            handler = type("Handler", (_QuietHandler,), {"timeout": idle_timeout_s})
+            self._server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=handler)
         except OSError as err:
-            raise PublishError(f"cannot serve metrics on port {port}: {err.strerror}; pick a free port") from None
+            raise PublishError(f"cannot serve metrics on {host}:{port}: {err.strerror}; pick a free port "
+                               "or an address of this machine") from None
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
         self._thread.start()

@@ -69,7 +69,9 @@ def run_config(
 
         return run_workers(config)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    metrics = MetricsServer(config.metrics_port, config.health_stall) if config.metrics_port is not None else None
+    metrics = None
+    if config.metrics_port is not None:
+        metrics = MetricsServer(config.metrics_port, config.health_stall, config.metrics_address)
     try:
         pipeline, progress = build_pipeline(config, show_progress=config.progress and sys.stderr.isatty(),
                                             on_frame=on_frame, share=share)

@@ -243,7 +243,7 @@ def run_workers(config: RunConfig) -> RunStats:
     with contextlib.ExitStack() as stack:
         metrics = None
         if config.metrics_port is not None:  # first: a port in use fails before anything is opened
-            metrics = MetricsServer(config.metrics_port, config.health_stall)
+            metrics = MetricsServer(config.metrics_port, config.health_stall, config.metrics_address)
             stack.callback(metrics.close)
         live = check_inputs(config)
         return _run(config, ids, count, live, metrics, stack)

@@ -17,6 +17,7 @@ import collections
 import glob
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -377,10 +378,11 @@ def open_source(
         return _open_live(opener, source_id, f"webcam {spec}", timeout, reconnect, wait_for_live, problem)
     if kind == "stream":
         if stream_url(spec).scheme.lower() not in STREAM_SCHEMES:
-            raise SourceError(f"unsupported source URL {spec}: scheme must be one of {', '.join(sorted(STREAM_SCHEMES))}")
+            raise SourceError(f"unsupported source URL {redact(spec)}: scheme must be one of "
+                              f"{', '.join(sorted(STREAM_SCHEMES))}")
         opener = partial(_open_stream, spec, rtsp_transport, timeout)
-        problem = f"cannot open stream {spec}: unreachable or wrong URL; check host, port, path and credentials"
-        return _open_live(opener, source_id, f"stream {spec}", timeout, reconnect, wait_for_live, problem)
+        problem = f"cannot open stream {redact(spec)}: unreachable or wrong URL; check host, port, path and credentials"
+        return _open_live(opener, source_id, f"stream {redact(spec)}", timeout, reconnect, wait_for_live, problem)
     if kind == "glob":
         files = sorted(f for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)
@@ -408,13 +410,34 @@ def source_kind(spec: str) -> str:
     return "path"
 
 
+SECRET_QUERY_KEY = re.compile(r"pass|pwd|token|secret|key|auth|sig", re.IGNORECASE)
+
+
+def redact(spec: str) -> str:
+    """A source spec as it may be shown (logs, errors, status messages): an
+    URL's password and secret-looking query values (`password=`, `token=`,
+    `key=`...) replaced by `***`. Anything else is returned as it is."""
+    if "://" not in spec:
+        return spec
+    scheme, _, rest = spec.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    path, question, query = tail.partition("?")
+    if question:
+        pairs = [pair.split("=", 1) for pair in query.split("&")]
+        query = "&".join(f"{p[0]}=***" if len(p) == 2 and SECRET_QUERY_KEY.search(p[0]) else "=".join(p) for p in pairs)
+    return f"{scheme}://{authority}{slash}{path}{question}{query}"
+
+
 def stream_url(spec: str) -> ParseResult:
     """A stream source's URL, parsed; a malformed one (an unclosed IPv6
     bracket, say) is a `SourceError` naming it rather than a traceback."""
     try:
         return urlparse(spec)
     except ValueError as err:
-        raise SourceError(f"malformed source URL {spec}: {err}; expected e.g. rtsp://user:pass@host:554/path") from None
+        raise SourceError(f"malformed source URL {redact(spec)}: {err}; expected e.g. rtsp://user:pass@host:554/path") from None
 
 
 def local_path(spec: str) -> Path | None:

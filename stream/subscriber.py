@@ -27,6 +27,11 @@ class Subscriber:
     that a newer frame of the same source has superseded (counted in
     `skipped`). Status and end-of-stream messages are never skipped and keep
     their order.
+
+    What one message may cost is bounded: ZeroMQ drops the connection of a
+    publisher that sends a message over `max_message_bytes` (it reconnects),
+    and the decoders refuse a frame over `max_pixels` (`stream.wire`) before
+    allocating it.
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class Subscriber:
         curve_server_key: str | None = None,
         curve_secret: str | None = None,
         latest: bool = False,
+        max_message_bytes: int = 16 << 20,
     ) -> None:
         self.latest = latest
         self.hwm = hwm
@@ -47,6 +53,7 @@ class Subscriber:
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         if curve_server_key or curve_secret:
             if not (curve_server_key and curve_secret):
                 self.close()

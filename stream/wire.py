@@ -17,10 +17,10 @@ from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
-from pycocotools import mask as coco_mask
 
 from .errors import PublishError
 from .masks import BoxMasks
+from .rle import DEFAULT_MAX_PIXELS, WireError, mask_to_rle, rle_counts, rle_to_mask
 from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment, person_class_id
 
 SCHEMA_VERSION = 1
@@ -28,64 +28,10 @@ MESSAGE_TYPES = ("frame", "eos", "status")
 SOURCE_STATES = ("connected", "stalled", "reconnecting", "ended")
 
 
-class WireError(PublishError):
-    """A received message does not follow the wire schema."""
-
-
 def topic_for(source_id: str) -> str:
     """The topic of a source. The trailing '/' stops 'cam1' matching 'cam10' in
     ZeroMQ's prefix-based subscriptions."""
     return f"{source_id}/"
-
-
-def mask_to_rle(
-    mask: np.ndarray, origin: tuple[int, int] = (0, 0), frame_hw: tuple[int, int] | None = None
-) -> dict[str, Any] | None:
-    """(h, w) bool -> COCO compressed RLE with `counts` as str; None if empty.
-
-    `mask` is the whole frame, or (with `frame_hw`) a crop whose top-left
-    pixel sits at `origin` = (x, y) of a frame of that size, as `BoxMasks`
-    keeps them. Runs are found only in the columns the mask occupies (COCO RLE
-    is column-major), which is several times faster than encoding the whole
-    frame for the small objects of a typical scene."""
-    h, w = frame_hw if frame_hw is not None else mask.shape
-    cols = np.flatnonzero(mask.any(axis=0))
-    if len(cols) == 0:
-        return None
-    ox, oy = int(origin[0]), int(origin[1])
-    c0, c1 = int(cols[0]), int(cols[-1]) + 1
-    if oy == 0 and mask.shape[0] == h:
-        flat = mask[:, c0:c1].T.ravel()
-    else:  # a crop: pad its columns to the frame's height
-        strip = np.zeros((c1 - c0, h), bool)
-        strip[:, oy:oy + mask.shape[0]] = mask[:, c0:c1].T
-        flat = strip.ravel()
-    x0, x1 = ox + c0, ox + c1
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    runs = np.diff(np.concatenate([[0], change, [len(flat)]]))
-    lead, trail = x0 * h, (w - x1) * h
-    # Counts alternate zeros, ones, zeros, ... starting with a (maybe empty) run of zeros.
-    if flat[0]:
-        runs = np.concatenate([[lead], runs])
-    else:
-        runs[0] += lead
-    if not flat[-1]:
-        runs[-1] += trail
-    elif trail:
-        runs = np.concatenate([runs, [trail]])
-    rle = coco_mask.frPyObjects({"size": [h, w], "counts": runs.tolist()}, h, w)
-    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
-    """COCO RLE dict (compressed str counts or uncompressed list) -> (H, W) bool."""
-    h, w = rle["size"]
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        rle = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    else:
-        rle = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return coco_mask.decode(rle).astype(bool)
 
 
 def _round(values: np.ndarray, digits: int = 2) -> list:
@@ -116,17 +62,35 @@ def label_map_to_png(labels: np.ndarray) -> dict[str, Any]:
             "data": base64.b64encode(png.tobytes()).decode("ascii")}
 
 
-def png_to_label_map(payload: Mapping[str, Any]) -> np.ndarray:
-    """The inverse of `label_map_to_png` -> (H, W) uint8 or uint16."""
-    if payload.get("format") != "png":
-        raise WireError(f"label map format {payload.get('format')!r} is not 'png'")
+def png_to_label_map(
+    payload: Mapping[str, Any], frame_hw: tuple[int, int] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """The inverse of `label_map_to_png` -> (H, W) uint8 or uint16.
+
+    The PNG's own header is read before it is decoded: its size must be the
+    payload's `size`, the frame's (`frame_hw`, when given) and at most
+    `max_pixels`, so a small PNG cannot unpack into gigabytes. Anything else
+    raises WireError."""
+    if not isinstance(payload, Mapping) or payload.get("format") != "png":
+        raise WireError("a label map must be a JSON object with format 'png'")
     try:
-        raw = np.frombuffer(base64.b64decode(payload["data"], validate=True), np.uint8)
+        raw = base64.b64decode(payload["data"], validate=True)
     except (KeyError, ValueError, TypeError):
         raise WireError("label map data is not base64") from None
-    labels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    if labels is None or list(labels.shape) != list(payload.get("size", [])):
-        raise WireError(f"label map does not decode to its size {payload.get('size')}")
+    # PNG: 8-byte signature, then the IHDR chunk: length, b"IHDR", width, height (big-endian), bit depth, colour type.
+    if len(raw) < 26 or raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR":
+        raise WireError("label map data is not a PNG")
+    width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+    depth, colour = raw[24], raw[25]
+    size = payload.get("size")
+    if size != [height, width] or (frame_hw is not None and (height, width) != tuple(frame_hw)):
+        raise WireError(f"label map of {width}x{height} does not match its size {size!r:.40} or its frame")
+    if height * width > max_pixels or depth not in (8, 16) or colour != 0:
+        raise WireError(f"label map of {width}x{height}, depth {depth}, colour type {colour}: not a label map a "
+                        f"reader takes (one channel, 8 or 16 bits, at most {max_pixels} pixels)")
+    labels = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+    if labels is None or labels.shape != (height, width):
+        raise WireError(f"label map does not decode to its size {size}")
     return labels
 
 
@@ -208,32 +172,49 @@ def frame_message(
     return message
 
 
-def detections_from_message(message: Mapping[str, Any]) -> Detections:
+def detections_from_message(message: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> Detections:
     """A received frame message's objects as `Detections`, the arrays the
     pipeline published: boxes, scores, class ids, masks (`BoxMasks`, each cut
     to its own bounding box) when any object has one, keypoints (N, 17, 3;
     zero confidence for objects without) when any has them, track ids (-1 for
     an untracked object) when any has one. The inverse of `frame_message`
-    but for rounding (boxes and keypoints to 0.01 px, scores to 1e-4). A
-    malformed object (17 keypoints that are not, a mask that does not decode)
-    raises `WireError`, as `decode` does for the rest."""
+    but for rounding (boxes and keypoints to 0.01 px, scores to 1e-4).
+
+    What it costs is bounded by the message's own frame size, which must be
+    at most `max_pixels`: every mask must have exactly that size, checked
+    before it is decoded. Anything malformed raises `WireError`."""
     try:
-        return _detections(message)
-    except (KeyError, ValueError, TypeError, IndexError) as err:
-        raise WireError(f"objects do not decode to arrays: {type(err).__name__}: {err}") from None
+        hw = _frame_hw(message, max_pixels)
+        return _detections(message, hw, max_pixels)
+    except WireError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as err:
+        raise WireError(f"objects do not decode to arrays: {type(err).__name__}: {err}"[:300]) from None
 
 
-def _frame_mask(rle: Mapping[str, Any], hw: tuple[int, int]) -> np.ndarray:
-    mask = rle_to_mask(rle)
-    if mask.shape != hw:
-        raise WireError(f"a mask of size {list(mask.shape)} in a {hw[1]}x{hw[0]} frame")
-    return mask
+def _frame_hw(message: Mapping[str, Any], max_pixels: int) -> tuple[int, int]:
+    """The message's (height, width), checked against `max_pixels`."""
+    if not isinstance(message, Mapping):
+        raise WireError("a message must be a JSON object")
+    h, w = message.get("height"), message.get("width")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (h, w)):
+        raise WireError("message height and width must be non-negative ints")
+    if h * w > max_pixels:
+        raise WireError(f"a {w}x{h} frame is over the {max_pixels}-pixel limit")
+    return h, w
 
 
-def _detections(message: Mapping[str, Any]) -> Detections:
+def _frame_mask(rle: Mapping[str, Any], hw: tuple[int, int], max_pixels: int) -> np.ndarray:
+    if not isinstance(rle, Mapping) or rle.get("size") != list(hw):
+        raise WireError(f"a mask must have its frame's size {list(hw)}")
+    return rle_to_mask(rle, max_pixels)
+
+
+def _detections(message: Mapping[str, Any], hw: tuple[int, int], max_pixels: int) -> Detections:
     objects = message["objects"]
+    if not isinstance(objects, list) or not all(isinstance(o, Mapping) for o in objects):
+        raise WireError("objects must be a list of JSON objects")
     n = len(objects)
-    hw = (int(message["height"]), int(message["width"]))
     boxes = np.array([o["box"] for o in objects], np.float32).reshape(n, 4)
     scores = [o["score"] for o in objects]
     class_ids = [o["class_id"] for o in objects]
@@ -248,24 +229,45 @@ def _detections(message: Mapping[str, Any]) -> Detections:
     masks = None
     if any(o.get("mask") is not None for o in objects):
         # One frame-sized mask at a time, each cut to its own bounding box: not N of them at once.
-        masks = BoxMasks.concat([BoxMasks.from_dense(_frame_mask(o["mask"], hw)[None]) if o.get("mask") is not None
-                                 else BoxMasks.empty(1, hw) for o in objects])
+        masks = BoxMasks.concat([BoxMasks.from_dense(_frame_mask(o["mask"], hw, max_pixels)[None])
+                                 if o.get("mask") is not None else BoxMasks.empty(1, hw) for o in objects])
     return Detections(boxes, scores, class_ids, masks=masks, keypoints=keypoints, track_ids=track_ids)
 
 
-def semantic_from_message(message: Mapping[str, Any]) -> LabelMap | None:
-    """A received frame message's semantic map, or None when no semantic model ran."""
-    payload = message.get("semantic")
-    return None if payload is None else LabelMap(png_to_label_map(payload), list(payload.get("classes", [])))
-
-
-def panoptic_from_message(message: Mapping[str, Any]) -> PanopticMap | None:
-    """A received frame message's panoptic map and segment table, or None without `--panoptic`."""
-    payload = message.get("panoptic")
+def semantic_from_message(message: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> LabelMap | None:
+    """A received frame message's semantic map, or None when no semantic model
+    ran; the map must have the message's frame size. WireError if malformed."""
+    payload = message.get("semantic") if isinstance(message, Mapping) else None
     if payload is None:
         return None
-    segments = [Segment(s["id"], s["category"], s["isthing"], s["area"], s.get("track_id")) for s in payload["segments"]]
-    return PanopticMap(png_to_label_map(payload).astype(np.uint16, copy=False), segments)
+    classes = payload.get("classes", []) if isinstance(payload, Mapping) else None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise WireError("semantic must be a JSON object whose classes are a list of strings")
+    return LabelMap(png_to_label_map(payload, _frame_hw(message, max_pixels), max_pixels), classes)
+
+
+_SEGMENT_FIELDS: dict[str, type | tuple[type, ...]] = {"id": int, "category": str, "area": int}
+
+
+def panoptic_from_message(message: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> PanopticMap | None:
+    """A received frame message's panoptic map and segment table, or None
+    without `--panoptic`; the map must have the message's frame size.
+    WireError if malformed."""
+    payload = message.get("panoptic") if isinstance(message, Mapping) else None
+    if payload is None:
+        return None
+    raw = payload.get("segments") if isinstance(payload, Mapping) else None
+    if not isinstance(raw, list) or not all(isinstance(s, Mapping) for s in raw):
+        raise WireError("panoptic must be a JSON object with a list of segments")
+    segments = []
+    for i, s in enumerate(raw):
+        _check_fields(s, _SEGMENT_FIELDS, f"panoptic.segments[{i}]")
+        track_id = s.get("track_id")
+        if not isinstance(s.get("isthing"), bool) or not (track_id is None or type(track_id) is int):
+            raise WireError(f"panoptic.segments[{i}]: isthing must be true or false, track_id an int or null")
+        segments.append(Segment(s["id"], s["category"], s["isthing"], s["area"], track_id))
+    labels = png_to_label_map(payload, _frame_hw(message, max_pixels), max_pixels)
+    return PanopticMap(labels.astype(np.uint16, copy=False), segments)
 
 
 def eos_message(source_id: str, last_seq: int, frames: int) -> dict[str, Any]:
@@ -321,9 +323,11 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
         raise WireError(f"expected 2 message frames (topic, payload), got {len(parts)}")
     try:
         topic = bytes(parts[0]).decode("utf-8")
-        message = json.loads(bytes(parts[1]).decode("utf-8"))
+        message = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as err:
-        raise WireError(f"payload is not UTF-8 JSON: {err}") from None
+        raise WireError(f"payload is not UTF-8 JSON: {err}"[:300]) from None
+    except RecursionError:  # nesting deeper than Python's stack: no schema message nests more than a few levels
+        raise WireError("payload is nested too deeply to be a segstream message") from None
     if not isinstance(message, dict):
         raise WireError(f"payload must be a JSON object, got {type(message).__name__}")
     schema = message.get("schema")
@@ -344,6 +348,11 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
             if len(box) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
                 raise WireError(f"objects[{i}].box must be 4 finite numbers")
     return message
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259): refused, so nothing re-prints them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _check_fields(obj: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]], where: str) -> None:

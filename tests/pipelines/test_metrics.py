@@ -80,4 +80,25 @@ def test_metrics_port_in_use_is_a_one_line_error(video, seg_model):
                               str(seg_model), "--metrics-port", str(port), "--max-frames", "2"],
                              capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 2
-    assert run.stderr.strip().startswith("segstream: error: cannot serve metrics on port") and "\n" not in run.stderr.strip()
+    assert run.stderr.strip().startswith(f"segstream: error: cannot serve metrics on 127.0.0.1:{port}") and "\n" not in run.stderr.strip()
+
+
+def test_metrics_listen_on_loopback_unless_asked_and_idle_connections_are_closed():
+    """Nothing listens beyond this machine by default; a client that connects
+    and sends nothing is dropped instead of holding a server thread."""
+    from segstream.pipelines.metrics import MetricsServer
+
+    server = MetricsServer(0, idle_timeout_s=0.5)
+    try:
+        assert server._server.server_address[0] == "127.0.0.1"
+        with socket.create_connection(("127.0.0.1", server.port)) as idle:
+            idle.settimeout(60)
+            assert idle.recv(1) == b""  # closed by the server, no request ever sent
+        assert get(f"http://127.0.0.1:{server.port}/healthz")[0] == 503  # still serving: starting, no pipeline
+    finally:
+        server.close()
+    everywhere = MetricsServer(0, host="0.0.0.0")
+    try:
+        assert everywhere._server.server_address[0] == "0.0.0.0"
+    finally:
+        everywhere.close()

@@ -80,3 +80,26 @@ def test_without_reconnect_a_lost_camera_ends_the_stream(rtsp_server):
     # returns when the stream ends, well before 20 s
     _, events = through_fault(open_source(rtsp_server.url, timeout=2, reconnect=False), lose, seconds=20)
     assert events[-1] == "ended" and "reconnecting" not in events
+
+
+def test_a_password_in_the_url_never_reaches_a_log_or_an_error(rtsp_server, caplog):
+    """Credentials are shown as ***, in the reconnect logs and in the one-line error."""
+    import logging
+
+    import pytest
+    from segstream.stream.errors import SourceError
+
+    def reboot():
+        time.sleep(1.5)
+        rtsp_server.kill()
+        time.sleep(1.0)
+        rtsp_server.start()
+
+    caplog.set_level(logging.DEBUG)
+    url = rtsp_server.url.replace("rtsp://", "rtsp://admin:s3cret@")
+    _, events = through_fault(open_source(url, timeout=2), reboot)
+    assert "reconnecting" in events
+    assert "s3cret" not in caplog.text and "admin:***@" in caplog.text
+    with pytest.raises(SourceError) as err:
+        open_source("rtsp://admin:s3cret@127.0.0.1:9/x?token=t0ken", timeout=1)
+    assert "s3cret" not in str(err.value) and "t0ken" not in str(err.value) and "admin:***@127.0.0.1:9" in str(err.value)
