@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="create a CURVE key pair for encrypted, authenticated publishing")
     keys.add_argument("folder", help="where NAME.key (public) and NAME.key_secret (secret) are written")
     keys.add_argument("--name", default="segstream", help="file name stem (default segstream)")
+    keys.add_argument("--force", action="store_true", help="replace an existing key pair of that name")
     _common(keys)
     keys.set_defaults(func=cmd_keys)
     subscribe.set_defaults(func=cmd_subscribe)
@@ -259,7 +260,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    public, secret = create_keys(args.folder, args.name)
+    public, secret = create_keys(args.folder, args.name, args.force)
     print(f"public key {public} (give to the other side), secret key {secret} (keep private)")
     return 0
 

@@ -149,6 +149,20 @@ class RunConfig(BaseModel):
             return [v.strip() for v in value.split(",")] if "," in value else [value]
         return value
 
+    @field_validator("publish")
+    @classmethod
+    def _publish_names_an_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an endpoint such as tcp://127.0.0.1:5555; leave it out not to publish")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _sources_are_named(cls, value: list[str]) -> list[str]:
+        if any(not spec.strip() for spec in value):
+            raise ValueError("an empty source; give a video file, image folder, webcam index or stream URL")
+        return value
+
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> Any:

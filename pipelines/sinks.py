@@ -27,11 +27,24 @@ log = logging.getLogger(__name__)
 
 
 def prepare_output(path: str) -> None:
-    """Create the parent folder, or fail with a one-line error naming the path."""
+    """Create the parent folder and check that `path` can be opened for
+    writing, before the first frame, or fail with a one-line error naming the
+    path (a folder, a read-only place, a file system like /proc)."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name in it")
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror} ({Path(path).parent})") from None
+        raise OutputError(f"cannot write {path}: {err.strerror} ({p.parent})") from None
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror}") from None
+    if not existed:
+        p.unlink(missing_ok=True)  # only a probe: the sink creates it at its first frame
 
 
 class Sink:
@@ -79,22 +92,31 @@ class _TextSink(Sink):
         except OSError as err:
             raise OutputError(f"cannot write {path}: {err.strerror}") from None
 
+    def _write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except OSError as err:  # a full disk, a removed drive
+            raise OutputError(f"cannot write {self.path}: {err.strerror}") from None
+
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as err:
+            raise OutputError(f"cannot write {self.path}: {err.strerror}") from None
 
 
 class JsonlSink(_TextSink):
     """One wire message per line: exactly what `segstream subscribe` prints."""
 
     def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
-        self._file.write(json.dumps(message, separators=(",", ":")) + "\n")
+        self._write(json.dumps(message, separators=(",", ":")) + "\n")
 
 
 class MotSink(_TextSink):
     """MOTChallenge results; frame numbers are 1-based (`seq + 1`)."""
 
     def write(self, frame: Frame, dets: Detections, message: dict[str, Any], labels: np.ndarray | None = None) -> None:
-        self._file.write(format_tracks(frame.seq + 1, dets))
+        self._write(format_tracks(frame.seq + 1, dets))
 
 
 class VideoSink(Sink):

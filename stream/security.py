@@ -12,6 +12,7 @@ unknown client is refused at the handshake and receives nothing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import zmq
@@ -23,15 +24,27 @@ from .errors import PublishError
 log = logging.getLogger(__name__)
 
 
-def create_keys(folder: str | Path, name: str) -> tuple[Path, Path]:
-    """Write NAME.key and NAME.key_secret into `folder`; returns (public, secret) paths."""
+def create_keys(folder: str | Path, name: str, force: bool = False) -> tuple[Path, Path]:
+    """Write NAME.key and NAME.key_secret into `folder`; returns (public, secret)
+    paths. An existing pair is kept unless `force`: replacing a secret key
+    locks out every peer that trusts it. The secret key is readable by its
+    owner only from the moment it exists (0600), never world-readable for a
+    while."""
     folder = Path(folder)
+    existing = [p for p in (folder / f"{name}.key", folder / f"{name}.key_secret") if p.exists()]
+    if existing and not force:
+        raise PublishError(f"{existing[-1]} exists: replacing it locks out everyone who trusts it; "
+                           "give another --name, or --force to replace it")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        public, secret = zmq.auth.create_certificates(folder, name)
+        previous = os.umask(0o077)  # files are created 0600 (the CLI runs this before any thread starts)
+        try:
+            public, secret = zmq.auth.create_certificates(folder, name)
+        finally:
+            os.umask(previous)
     except OSError as err:
         raise PublishError(f"cannot write keys to {folder}: {err.strerror}") from None
-    Path(secret).chmod(0o600)
+    Path(public).chmod(0o644)  # the public key is meant to be handed out
     return Path(public), Path(secret)
 
 

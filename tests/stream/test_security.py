@@ -55,3 +55,15 @@ def test_bad_key_files_are_named(keys, tmp_path):
         Subscriber(endpoint, curve_server_key=str(tmp_path / "missing.key"), curve_secret=str(keys["allowed"]))
     with pytest.raises(PublishError, match="needs both"):
         Subscriber(endpoint, curve_server_key=str(keys["server_pub"]))
+
+
+def test_keys_are_not_replaced_without_force_and_the_secret_is_private(tmp_path):
+    """Replacing a secret key locks out its peers: refused unless asked; the secret is 0600 from the start."""
+    public, secret = create_keys(tmp_path / "keys", "server")
+    assert secret.stat().st_mode & 0o777 == 0o600 and public.stat().st_mode & 0o777 == 0o644
+    before = secret.read_bytes()
+    with pytest.raises(PublishError, match="--force"):
+        create_keys(tmp_path / "keys", "server")
+    assert secret.read_bytes() == before
+    create_keys(tmp_path / "keys", "server", force=True)
+    assert secret.read_bytes() != before
