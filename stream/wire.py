@@ -21,7 +21,7 @@ import numpy as np
 from .errors import PublishError
 from .masks import BoxMasks
 from .rle import DEFAULT_MAX_PIXELS, WireError, mask_to_rle, rle_counts, rle_to_mask
-from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment, person_class_id
+from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment
 
 SCHEMA_VERSION = 1
 MESSAGE_TYPES = ("frame", "eos", "status")
@@ -129,10 +129,9 @@ def frame_message(
     if dets.keypoints is not None:
         kp_lists = _round(dets.keypoints)
         has_kp = dets.keypoints[:, :, 2].max(axis=1) > 0 if n else np.zeros(0, bool)
-        # Persons carry 17 keypoints (confidence 0 where the pose model saw none);
-        # other classes carry none. (COCO models call class 0 "person", torchvision's class 1.)
-        person = person_class_id(class_names)
-        keypoints = [kp if (has_kp[i] or class_ids[i] == person) else None for i, kp in enumerate(kp_lists)]
+        # An object the pose model found carries its 17 keypoints; anything else
+        # (a person a segmentation model found and the pose model did not) null.
+        keypoints = [kp if has_kp[i] else None for i, kp in enumerate(kp_lists)]
     masks: list[Any] = [None] * n
     if dets.masks is not None:
         frame_hw = dets.masks.frame_hw
@@ -215,8 +214,11 @@ def _detections(message: Mapping[str, Any], hw: tuple[int, int], max_pixels: int
     if not isinstance(objects, list) or not all(isinstance(o, Mapping) for o in objects):
         raise WireError("objects must be a list of JSON objects")
     n = len(objects)
-    boxes = np.array([o["box"] for o in objects], np.float32).reshape(n, 4)
-    scores = [o["score"] for o in objects]
+    with np.errstate(over="ignore"):  # a number past float32 becomes inf, refused below
+        boxes = np.array([o["box"] for o in objects], np.float32).reshape(n, 4)
+        scores = np.array([o["score"] for o in objects], np.float32)
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise WireError("boxes and scores must be finite float32 numbers")
     class_ids = [o["class_id"] for o in objects]
     tracks = [o.get("track_id") for o in objects]
     track_ids = np.array([-1 if t is None else t for t in tracks], np.int64) if any(t is not None for t in tracks) else None
@@ -225,7 +227,10 @@ def _detections(message: Mapping[str, Any], hw: tuple[int, int], max_pixels: int
         keypoints = np.zeros((n, NUM_KEYPOINTS, 3), np.float32)
         for i, o in enumerate(objects):
             if o.get("keypoints") is not None:
-                keypoints[i] = np.asarray(o["keypoints"], np.float32).reshape(NUM_KEYPOINTS, 3)
+                with np.errstate(over="ignore"):
+                    keypoints[i] = np.asarray(o["keypoints"], np.float32).reshape(NUM_KEYPOINTS, 3)
+        if not np.isfinite(keypoints).all():
+            raise WireError("keypoints must be finite float32 numbers")
     masks = None
     if any(o.get("mask") is not None for o in objects):
         # One frame-sized mask at a time, each cut to its own bounding box: not N of them at once.

@@ -84,13 +84,14 @@ def test_frame_message_round_trip():
     assert got["latency_ms"]["total"] == pytest.approx(500.0)
 
 
-def test_persons_carry_keypoints_whatever_their_class_id():
-    """torchvision's COCO list puts "person" at 1: its persons still carry 17 keypoints, other classes none."""
+def test_only_objects_the_pose_model_found_carry_keypoints():
+    """A person the pose model did not find carries null, not 17 points of confidence 0
+    (whatever the person's class id: torchvision's COCO list puts "person" at 1)."""
     frame, dets = sample()
     message = frame_message(frame, dets.with_(class_ids=np.array([1, 3, 1])), ["__background__", "person", "bicycle", "car"])
     objs = message["objects"]
     assert [o["class_name"] for o in objs] == ["person", "car", "person"]
-    assert len(objs[2]["keypoints"]) == 17 and objs[1]["keypoints"] is None
+    assert len(objs[0]["keypoints"]) == 17 and objs[1]["keypoints"] is None and objs[2]["keypoints"] is None
 
 
 def test_eos_message_decodes():
