@@ -164,13 +164,16 @@ class ImageFolderSource(Source):
         self.frame_count = len(files)
 
     def __iter__(self) -> Iterator[Frame]:
-        for path in self.files:
+        for seq, path in enumerate(self.files):  # a frame's number is its place in the sorted list
             image = cv2.imread(path, cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping %s: not a readable image", path)
                 self.dropped += 1
-                continue
-            yield self._make_frame(image)
+                continue  # a gap in the numbers, as for any frame that is not there
+            yield self._make_frame(image, seq=seq)
+
+
+CLOSE_WAIT_S = 0.5  # how long closing a live source waits for its reader thread
 
 
 class LiveSource(Source):
@@ -317,8 +320,11 @@ class LiveSource(Source):
 
     def close(self) -> None:
         self.interrupt()
-        # The reader may be inside an open or read that honours `read_timeout`.
-        self._thread.join(timeout=self.read_timeout + 1)
+        # The reader may be blocked inside FFmpeg's open or read of a stalled camera,
+        # which only returns after `read_timeout`. A stop must not wait for that: the
+        # reader is a daemon thread that releases the capture itself when the read
+        # returns, and sees `_closing` then.
+        self._thread.join(timeout=CLOSE_WAIT_S)
 
 
 def _open_live(

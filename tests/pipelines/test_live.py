@@ -181,3 +181,32 @@ def test_a_file_played_in_real_time_is_admitted_like_a_camera(video, pose_model,
     assert 5 <= len(frames) < 150 and "dropped: source fast" in run.stdout
     behind = captured_behind(frames)
     assert max(behind) <= 1, behind  # read when a slot frees: one frame waits, no more
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_camera_is_stalled_stops_without_waiting_for_the_stream_timeout(rtsp_server, seg_model,
+                                                                                          tmp_path):
+    """A stop does not wait for FFmpeg's read of a silent camera to time out (here 20 s)."""
+    out = tmp_path / "t.jsonl"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
+         "--timeout", "20", "--export", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text().count("\n") >= 3):
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.poll() else "no frames"
+            time.sleep(0.1)
+        rtsp_server.pause()  # the connection stays open, no frame comes
+        time.sleep(1.0)
+        t = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=60)
+        stopped_in = time.monotonic() - t
+    finally:
+        rtsp_server.resume()
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, stderr
+    assert stopped_in < 15, stopped_in  # about a second; the stream timeout, 20 s, is what it used to wait

@@ -51,6 +51,17 @@ def test_image_folder_and_glob(tmp_path):
         assert [int(im[0, 0, 0]) for im in images] == [0, 50, 100]
 
 
+def test_an_unreadable_image_leaves_a_gap_and_the_rest_keep_their_numbers(tmp_path):
+    """A frame's number is its place in the sorted list, so exports stay aligned with the files."""
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    (tmp_path / "img1.png").write_bytes(b"broken")
+    with open_source(str(tmp_path)) as src:
+        frames = list(src)
+    assert [f.seq for f in frames] == [0, 2, 3] and src.dropped == 1
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 100, 150]
+
+
 @pytest.mark.parametrize(
     "spec_fn, match",
     [
