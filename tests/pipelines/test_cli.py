@@ -336,7 +336,8 @@ def test_a_killed_run_leaves_a_playable_video_and_a_valid_export(video, seg_mode
     run.wait()
     lines = export.read_text().splitlines()
     assert len(lines) >= 40
-    assert [json.loads(line)["seq"] for line in lines] == list(range(len(lines)))
+    seqs = [json.loads(line)["seq"] for line in lines]  # every line whole JSON
+    assert seqs == sorted(set(seqs))  # in order; --realtime may skip frames on a busy machine, never repeat one
     cap = cv2.VideoCapture(str(saved))
     playable = 0
     while cap.read()[0]:

@@ -102,8 +102,11 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     third = len(frames) // 3
     early, late = statistics.median(latency[5:third]), statistics.median(latency[-third:])  # skip the start-up burst
     assert late < 2 * early + 50, (early, late)  # no build-up
-    assert seqs[-1] - seqs[0] > len(seqs) * 1.5  # the camera ran ahead: frames were skipped, not queued
-    assert "dropped: none" not in stdout  # and the drops are reported
+    # Where the camera ran ahead (one inference thread is about 10 fps here), frames were
+    # skipped, not queued, and the summary reports the drops; a machine fast enough to
+    # keep up skips none and reports none.
+    skipped = seqs[-1] + 1 - len(seqs)  # the camera numbers its frames from 0
+    assert ("dropped: none" in stdout) == (skipped == 0), (skipped, stdout)
     behind = captured_behind(frames)
     assert max(behind) <= 2, behind  # filling the stage queues instead held 4 or 5
     with av.open(str(saved)) as container:
