@@ -72,6 +72,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
     p.add_argument("--timeout", type=float,
                    help="seconds to wait when opening a stream, and without a frame before it counts as stalled (default 10)")
+    p.add_argument("--open-timeout", type=float, dest="open_timeout",
+                   help="seconds to wait when opening a stream, if not --timeout (a camera slow to answer)")
     p.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
                    help="end a live source when its connection is lost instead of reconnecting with backoff")
     p.add_argument("--live-in-flight", type=int, dest="live_in_flight",
@@ -225,7 +227,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export", "segment_minutes",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):

@@ -118,6 +118,7 @@ class RunConfig(BaseModel):
     live_in_flight: int = Field(2, ge=1)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     timeout: float = Field(10.0, gt=0)
+    open_timeout: float | None = Field(None, gt=0)  # opening a stream (default: timeout)
     reconnect: bool = True
     progress: bool = True
 

@@ -152,7 +152,7 @@ def build_pipeline(
         for spec, source_id in zip(config.source, ids):
             # With several sources a camera that is down at start is retried, not fatal to the others.
             src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect,
-                              wait_for_live=len(names) > 1)
+                              wait_for_live=len(names) > 1, open_timeout=config.open_timeout)
             undo.callback(src.close)
             after = share.resume_after.get(source_id) if share else None
             resumed = after is not None and not src.is_live

@@ -86,7 +86,7 @@ def check_inputs(config: RunConfig) -> dict[str, bool]:
     live = {}
     for spec, source_id in zip(config.source, ids):
         source = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout,
-                             config.reconnect, wait_for_live=len(ids) > 1)
+                             config.reconnect, wait_for_live=len(ids) > 1, open_timeout=config.open_timeout)
         live[source_id] = source.is_live
         source.close()
     for spec in config.model:

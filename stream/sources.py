@@ -341,8 +341,8 @@ def _open_live(
     return LiveSource(None, source_id, name, timeout, opener, reconnect=True)
 
 
-def _open_stream(url: str, rtsp_transport: str, timeout: float) -> cv2.VideoCapture:
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)]
+def _open_stream(url: str, rtsp_transport: str, timeout: float, open_timeout: float) -> cv2.VideoCapture:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)]
     key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
     previous = os.environ.get(key)
     if url.startswith("rtsp"):
@@ -365,8 +365,13 @@ def open_source(
     timeout: float = 10.0,
     reconnect: bool = True,
     wait_for_live: bool = False,
+    open_timeout: float | None = None,
 ) -> Source:
     """Open a source from what a user types after `--source`.
+
+    A stream URL gets `open_timeout` seconds (default `timeout`) to open and
+    then counts as stalled after `timeout` seconds without a frame: a camera
+    slow to answer need not make stalls slow to notice.
 
     `spec` is a webcam index ("0"), a URL (rtsp://, http://, ...), a video
     file, an image file, a folder of images or a glob ("frames/*.jpg").
@@ -386,7 +391,7 @@ def open_source(
         if stream_url(spec).scheme.lower() not in STREAM_SCHEMES:
             raise SourceError(f"unsupported source URL {redact(spec)}: scheme must be one of "
                               f"{', '.join(sorted(STREAM_SCHEMES))}")
-        opener = partial(_open_stream, spec, rtsp_transport, timeout)
+        opener = partial(_open_stream, spec, rtsp_transport, timeout, open_timeout or timeout)
         problem = f"cannot open stream {redact(spec)}: unreachable or wrong URL; check host, port, path and credentials"
         return _open_live(opener, source_id, f"stream {redact(spec)}", timeout, reconnect, wait_for_live, problem)
     if kind == "glob":

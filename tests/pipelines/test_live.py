@@ -33,7 +33,7 @@ def test_camera_reboot_mid_run_is_published_and_survived(rtsp_server, seg_model)
             [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
              # 5 s to open: the server prepares its H.264 stream on the first request, over 2 s
              # on a loaded 2-core CI machine once; the reboot is seen at once (the connection drops)
-             "--publish", endpoint, "--timeout", "5", "--max-frames", "80", "--no-progress"],
+             "--publish", endpoint, "--timeout", "5", "--open-timeout", "30", "--max-frames", "80", "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
         rebooted = False
@@ -86,7 +86,7 @@ def test_latency_stays_flat_when_inference_is_slower_than_the_camera(video, pose
     try:
         run = subprocess.Popen(
             [sys.executable, "-m", "segstream", "run", "--source", camera.url, "--model", str(pose_model),
-             "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--export", str(out), "--save", str(saved), "--no-progress"],
+             "--threads", "1", "--infer-workers", "1", "--timeout", "3", "--open-timeout", "30", "--export", str(out), "--save", str(saved), "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
         time.sleep(20)  # start-up, then about 15 s of a camera three times faster than inference
@@ -130,7 +130,7 @@ def test_a_dead_camera_among_several_does_not_stop_the_others(rtsp_server, video
     with Subscriber(endpoint) as sub:
         run = subprocess.Popen(
             [sys.executable, "-m", "segstream", "run", "--sources-file", str(sources), "--model", str(seg_model),
-             "--publish", endpoint, "--timeout", "2", "--no-progress"],
+             "--publish", endpoint, "--timeout", "2", "--open-timeout", "30", "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
         try:
@@ -193,7 +193,7 @@ def test_sigterm_while_the_camera_is_stalled_stops_without_waiting_for_the_strea
     out = tmp_path / "t.jsonl"
     run = subprocess.Popen(
         [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
-         "--timeout", "20", "--export", str(out), "--no-progress"],
+         "--timeout", "20", "--open-timeout", "30", "--export", str(out), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:

@@ -40,7 +40,7 @@ def test_metrics_and_health_follow_a_stalling_camera(rtsp_server, seg_model):
     base = f"http://127.0.0.1:{port}"
     run = subprocess.Popen(
         [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
-         "--metrics-port", str(port), "--health-stall", "2", "--timeout", "1.5", "--no-progress"],
+         "--metrics-port", str(port), "--health-stall", "2", "--timeout", "1.5", "--open-timeout", "30", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:

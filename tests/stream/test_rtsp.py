@@ -7,6 +7,10 @@ import time
 
 from segstream.stream.sources import open_source
 
+# Opening waits for the test server to prepare its stream, which a busy machine makes slow;
+# the short `timeout`s only make stalls quick to notice.
+OPEN_S = 30
+
 
 def collect(source, seconds, events, frames):
     """Iterate `source` for `seconds`, recording frame numbers and status changes."""
@@ -34,7 +38,7 @@ def through_fault(source, fault, seconds=12):
 
 def test_frames_arrive_with_increasing_numbers(rtsp_server):
     frames, events = [], []
-    with open_source(rtsp_server.url, timeout=3) as src:
+    with open_source(rtsp_server.url, timeout=3, open_timeout=OPEN_S) as src:
         assert src.is_live
         collect(src, 1.5, events, frames)
     assert len(frames) >= 5 and frames == sorted(frames) and len(set(frames)) == len(frames)
@@ -48,7 +52,7 @@ def test_a_restarted_camera_is_reconnected_and_numbers_continue(rtsp_server):
         time.sleep(1.5)
         rtsp_server.start()
 
-    src = open_source(rtsp_server.url, timeout=2)
+    src = open_source(rtsp_server.url, timeout=2, open_timeout=OPEN_S)
     frames, events = through_fault(src, reboot)
     assert "reconnecting" in events and events.count("connected") >= 2, events
     assert src.reconnects >= 1
@@ -65,7 +69,7 @@ def test_a_stalled_camera_is_reported_then_recovers(rtsp_server):
         time.sleep(3.5)
         rtsp_server.resume()
 
-    frames, events = through_fault(open_source(rtsp_server.url, timeout=1.5), stall)
+    frames, events = through_fault(open_source(rtsp_server.url, timeout=1.5, open_timeout=OPEN_S), stall)
     assert "stalled" in events and events.index("stalled") < len(events) - 1, events
     after = events[events.index("stalled"):]
     assert "connected" in after  # recovered
@@ -78,7 +82,7 @@ def test_without_reconnect_a_lost_camera_ends_the_stream(rtsp_server):
         rtsp_server.kill()
 
     # returns when the stream ends, well before 20 s
-    _, events = through_fault(open_source(rtsp_server.url, timeout=2, reconnect=False), lose, seconds=20)
+    _, events = through_fault(open_source(rtsp_server.url, timeout=2, open_timeout=OPEN_S, reconnect=False), lose, seconds=20)
     assert events[-1] == "ended" and "reconnecting" not in events
 
 
@@ -97,7 +101,7 @@ def test_a_password_in_the_url_never_reaches_a_log_or_an_error(rtsp_server, capl
 
     caplog.set_level(logging.DEBUG)
     url = rtsp_server.url.replace("rtsp://", "rtsp://admin:s3cret@")
-    _, events = through_fault(open_source(url, timeout=2), reboot)
+    _, events = through_fault(open_source(url, timeout=2, open_timeout=OPEN_S), reboot)
     assert "reconnecting" in events
     assert "s3cret" not in caplog.text and "admin:***@" in caplog.text
     with pytest.raises(SourceError) as err:
