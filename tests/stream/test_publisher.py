@@ -18,10 +18,26 @@ def message(source: str, seq: int) -> dict:
     return frame_message(frame, Detections([[0, 0, 4, 4]], [0.9], [0]), ["person"])
 
 
+def subscribed(pub: Publisher, sub: Subscriber, source: str) -> None:
+    """Wait until `sub` receives `source`'s messages from `pub` (ZeroMQ subscriptions
+    propagate asynchronously), then consume the probes: no fixed sleep."""
+    from segstream.stream.wire import status_message
+
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, "the subscription never arrived"
+        pub.publish(status_message(source, "connected", "probe", -1, time.time(), 0))
+        if sub.recv(timeout=0.05) is not None:
+            break
+    pub.publish(status_message(source, "ended", "last probe", -1, time.time(), 0))
+    while (m := sub.recv(timeout=30)) is not None and m.get("detail") != "last probe":
+        pass
+
+
 def test_subscriber_receives_only_its_source():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with Publisher(endpoint) as pub, Subscriber(endpoint, sources=["cam1"]) as sub:
-        time.sleep(0.3)  # ZeroMQ subscriptions propagate asynchronously
+        subscribed(pub, sub, "cam1")
         for seq in range(5):
             pub.publish(message("cam10", seq))  # prefix of neither: must be filtered out
             pub.publish(message("cam1", seq))
@@ -67,8 +83,7 @@ def test_memory_stays_bounded_with_a_stalled_subscriber():
     big = message("cam0", 0)
     big["objects"] = big["objects"] * 200  # about 20 KB per message, like a busy frame with masks
     with Publisher(endpoint, hwm=16) as pub, Subscriber(endpoint, hwm=16) as stalled:
-        time.sleep(0.3)
-        assert stalled.recv(timeout=0.1) is None  # subscribed, and from here on never reads
+        subscribed(pub, stalled, "cam0")  # and from here on it never reads
         for seq in range(1000):  # warm up: fill the queues and the allocator
             pub.publish({**big, "seq": seq})
         before = rss_mb()
@@ -99,14 +114,15 @@ def test_a_slow_subscriber_with_latest_gets_the_newest_frame_and_every_status():
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with Publisher(endpoint) as pub, Subscriber(endpoint, latest=True) as sub:
-        time.sleep(0.3)
+        subscribed(pub, sub, "cam0")
+        subscribed(pub, sub, "cam1")
         for seq in range(30):
             pub.publish(message("cam0", seq))
             pub.publish(message("cam1", seq))
             if seq == 10:
                 pub.publish(status_message("cam0", "stalled", "no frame for 3 s", seq, time.time(), 0))
         pub.publish(eos_message("cam1", 29, 30))
-        time.sleep(0.5)  # everything has arrived while the subscriber was busy
+        time.sleep(2.0)  # everything has arrived (on loopback, in microseconds) while the subscriber was busy
         got = []
         while (msg := sub.recv(timeout=0.5)) is not None:
             got.append(msg)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from conftest import free_port
+from test_publisher import subscribed
 from segstream.stream.errors import PublishError
 from segstream.stream.publisher import Publisher
 from segstream.stream.security import create_keys
@@ -37,10 +38,11 @@ def test_only_allowed_subscribers_receive(keys):
             Subscriber(endpoint, curve_server_key=str(keys["server_pub"]), curve_secret=str(keys["allowed"])) as ok, \
             Subscriber(endpoint, curve_server_key=str(keys["server_pub"]), curve_secret=str(keys["stranger"])) as bad, \
             Subscriber(endpoint) as plain:
-        time.sleep(0.5)  # handshakes and subscriptions
+        subscribed(pub, ok, "cam0")  # the allowed one's handshake and subscription are through
         send_some(pub)
-        got = [ok.recv(timeout=2) for _ in range(20)]
+        got = [ok.recv(timeout=30) for _ in range(20)]
         assert [m["seq"] for m in got] == list(range(20))
+        # The others had as long: whatever reached the allowed one never reached them.
         assert bad.recv(timeout=0.5) is None
         assert plain.recv(timeout=0.5) is None
 
