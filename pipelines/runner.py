@@ -31,6 +31,8 @@ from .stats import RunStats
 
 log = logging.getLogger(__name__)
 
+STATUS_REPEAT_S = 5.0  # a live source's state is sent again this often, for subscribers that join late
+
 
 class StageError(SegstreamError):
     """A stage raised; the message names the stage and the cause."""
@@ -119,6 +121,7 @@ class Pipeline:
         self.embed = embed
         self.panoptic = panoptic
         self._camera_motion: dict[str, Any] = {}
+        self._status: dict[str, tuple[Any, float]] = {}  # per live source: its last state change, when last sent
         self._last_seq: dict[str, int] = {}
         self._frames_per_source: dict[str, int] = {}
         # Live sources (and files played in real time) share `live_in_flight` places
@@ -388,9 +391,23 @@ class Pipeline:
         self.stats.track_ids.setdefault(sid, set()).update(p.detections.track_ids.tolist())
 
     def _publish_status(self) -> None:
-        """Send the live sources' state changes (connected, stalled, reconnecting, ended)."""
+        """Send the live sources' state changes (connected, stalled, reconnecting,
+        ended), and each live source's current state again every
+        `STATUS_REPEAT_S`: a subscriber that joins late (most do: the first
+        `connected` goes out before anyone can have connected) still learns it."""
+        now = time.monotonic()
         for source in self.sources:
-            for event in source.pop_status():
+            events = source.pop_status()
+            last = events[-1] if events else None
+            if last is not None:
+                self._status[source.source_id] = (last, now)
+            elif source.source_id in self._status:
+                last, sent = self._status[source.source_id]
+                if now - sent < STATUS_REPEAT_S or last.status == "ended":
+                    continue
+                events = [last]
+                self._status[source.source_id] = (last, now)
+            for event in events:
                 message = status_message(event.source_id, event.status, event.detail, event.seq, event.t, event.reconnects)
                 for sink in self.sinks:
                     sink.status(message)

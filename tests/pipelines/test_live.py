@@ -213,3 +213,30 @@ def test_sigterm_while_the_camera_is_stalled_stops_without_waiting_for_the_strea
             run.kill()
     assert run.returncode == 130, stderr
     assert stopped_in < 15, stopped_in  # about a second; the stream timeout, 20 s, is what it used to wait
+
+
+@pytest.mark.slow
+def test_a_subscriber_that_joins_late_still_learns_each_cameras_state(rtsp_server, seg_model):
+    """The first `connected` goes out before anyone can listen; the state is repeated."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
+         "--publish", endpoint, "--timeout", "5", "--open-timeout", "30", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        with Subscriber(endpoint) as sub:
+            first = None
+            deadline = time.monotonic() + 60
+            while first is None or first.get("type") != "frame":  # frames flow: the camera connected long ago
+                assert time.monotonic() < deadline and run.poll() is None
+                first = sub.recv(timeout=1.0)
+            status = None
+            while status is None and time.monotonic() < deadline:
+                msg = sub.recv(timeout=1.0)
+                if msg is not None and msg["type"] == "status":
+                    status = msg
+        assert status is not None and status["status"] == "connected", status
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
