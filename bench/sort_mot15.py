@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from segstream.tracking.evaluation import evaluate_mot
 from segstream.tracking.mot import track_sequences
 from segstream.tracking.sort import Sort

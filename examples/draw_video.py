@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import cv2
-
 import segstream
 
 

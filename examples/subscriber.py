@@ -17,7 +17,6 @@ import json
 import sys
 
 import numpy as np
-
 import segstream
 
 

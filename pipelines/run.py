@@ -7,11 +7,12 @@ models and sinks whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..stream.errors import ConfigError
 from ..stream.types import Detections, Frame
@@ -83,20 +84,33 @@ def run_config(
         metrics.attach(pipeline)
     if on_pipeline is not None:
         on_pipeline(pipeline)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        def request_stop(signum: int, _frame: Any) -> None:
-            log.warning("signal %d: finishing frames in flight", signum)
-            pipeline.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request_stop)
     try:
-        return pipeline.run()
+        with on_stop_signals(pipeline.stop, "finishing frames in flight"):
+            return pipeline.run()
     finally:
         pipeline.models.close()
         if metrics is not None:
             metrics.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if progress is not None:
             progress.close()
+
+
+@contextlib.contextmanager
+def on_stop_signals(stop: Callable[[], None], doing: str) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call `stop` (a graceful stop, logged as `doing`)
+    inside the block; the previous handlers come back after it. Only the main
+    thread can handle signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: %s", signum, doing)
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -50,9 +50,10 @@ from ..stream.publisher import Publisher
 from ..stream.sources import open_source
 from .config import RunConfig
 from .metrics import MetricsServer, PipelineSnapshot
+from .run import on_stop_signals, run_config
+from .session import Share, unique_source_ids
 from .sinks import Sink, export_sink, prepare_output
 from .stats import RunStats
-from .session import Share, unique_source_ids
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,6 @@ def _worker(worker: int, config: RunConfig, share: Share, state: Any, index: dic
     """A worker process: the stages for `share`'s sources, publishing to the forwarder."""
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     from .cli import _quiet_native_logs
-    from .run import run_config
 
     if log_level > logging.DEBUG:
         _quiet_native_logs()
@@ -234,8 +234,6 @@ def _worker(worker: int, config: RunConfig, share: Share, state: Any, index: dic
 
 def run_workers(config: RunConfig) -> RunStats:
     """Run `config` with its sources shared out among `config.workers` processes."""
-    from .run import run_config
-
     ids = unique_source_ids(config.source)
     count = worker_count(config.workers, len(ids), gpu=choose_backend(config.backend, config.device)[1] != "cpu")
     if count == 1:
@@ -290,14 +288,7 @@ def _run(config: RunConfig, ids: list[str], count: int, live: dict[str, bool], m
         proc.start()
         return proc
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        def request_stop(signum: int, _frame: Any) -> None:
-            log.warning("signal %d: stopping the workers", signum)
-            stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request_stop)
-        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+    stack.enter_context(on_stop_signals(stop.set, "stopping the workers"))
     t0 = time.perf_counter()
     procs = {w: start(w, 0) for w in range(count)}
     restarts = dict.fromkeys(procs, 0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import PublishError
 from .masks import BoxMasks
-from .rle import DEFAULT_MAX_PIXELS, WireError, mask_to_rle, rle_counts, rle_to_mask
+from .rle import DEFAULT_MAX_PIXELS, WireError, mask_to_rle, rle_to_mask
 from .types import NUM_KEYPOINTS, Detections, Frame, LabelMap, PanopticMap, Segment
 
 SCHEMA_VERSION = 1

@@ -4,7 +4,6 @@ and the parts it is made of, on the real sample video and model."""
 from __future__ import annotations
 
 import pytest
-
 import segstream
 
 

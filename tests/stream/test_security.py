@@ -6,12 +6,12 @@ import time
 
 import pytest
 from conftest import free_port
-from test_publisher import subscribed
 from segstream.stream.errors import PublishError
 from segstream.stream.publisher import Publisher
 from segstream.stream.security import create_keys
 from segstream.stream.subscriber import Subscriber
 from segstream.stream.wire import eos_message
+from test_publisher import subscribed
 
 
 @pytest.fixture
