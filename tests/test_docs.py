@@ -39,7 +39,8 @@ def test_the_docs_site_builds_without_warnings(tmp_path):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, video, seg_model, pose_model) -> Path:
     """A folder with the files the examples name: video.mp4 (30 frames of the
-    sample video), yolov8n-seg.onnx and yolo11n-pose.onnx."""
+    sample video), yolov8n-seg.onnx and yolo11n-pose.onnx, and a user's own
+    tracking.py and stream.py beside them."""
     work = tmp_path_factory.mktemp("docs")
     cap = cv2.VideoCapture(str(video))
     writer = None
@@ -53,6 +54,8 @@ def workdir(tmp_path_factory, video, seg_model, pose_model) -> Path:
     writer.release()
     (work / "yolov8n-seg.onnx").symlink_to(seg_model)
     (work / "yolo11n-pose.onnx").symlink_to(pose_model)
+    for name in ("tracking", "stream", "engines", "pipelines"):  # scripts users write: they must shadow nothing
+        (work / f"{name}.py").write_text(f"raise ImportError('the user script {name}.py was imported')\n")
     return work
 
 
