@@ -159,6 +159,11 @@ def _not_video(tmp):
     return tmp / "clip.mp4"
 
 
+def _full_disk(tmp):
+    (tmp / "full.txt").symlink_to("/dev/full")  # every write fails as on a full disk
+    return tmp / "full.txt"
+
+
 def _bad_config(tmp):
     (tmp / "run.yaml").write_text("conff: 0.3\n")
     return tmp / "run.yaml"
@@ -181,6 +186,7 @@ def _bad_config(tmp):
         (lambda tmp, v, m: ["--source", v, "--model", m, "--save", "/proc/x.mp4"], "cannot write /proc/x.mp4"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--save", tmp], "it is a folder; give a file name"),
         (lambda tmp, v, m: ["--source", v, "--model", m, "--export", "/proc/x.txt"], "cannot write /proc/x.txt"),
+        (lambda tmp, v, m: ["--source", v, "--model", m, "--export", _full_disk(tmp)], "No space left on device"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, video, seg_model, make_args, expected):
