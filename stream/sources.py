@@ -142,8 +142,11 @@ class VideoFileSource(Source):
                 if index == 0:
                     raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")
                 if self.frame_count and index < self.frame_count - 1:  # containers may overstate by a frame
-                    self.problem = (f"video file {self.path} ended at frame {index} of {self.frame_count}: truncated "
-                                    "or corrupt; outputs hold the frames before it")
+                    # Damage in the middle also ends up here: FFmpeg skips what it cannot decode and goes on,
+                    # so the outputs hold every frame that decoded, not only those before the damage.
+                    self.problem = (f"video file {self.path} gave {index} of the {self.frame_count} frames its "
+                                    "header lists: truncated, or frames lost to damage; the outputs hold the "
+                                    f"{index} that decoded")
                     log.debug(self.problem)  # reported once, by whoever iterates (the pipeline: at the end)
                 return
             index += 1
