@@ -156,13 +156,13 @@ def child(args: argparse.Namespace) -> None:
     RunConfig, build_pipeline = import_code(Path(args.code))
     sys.setswitchinterval(0.001)  # as `segstream run` does
     recording = {}
-    if not args.record:
+    if not args.record and not args.real:
         recording = {p.stem: dict(np.load(p)) for p in Path(args.recording).glob("*.npz")}
     config = RunConfig(source=[args.video] * args.n, model=[args.model], classes=["person"],
                        publish=f"tcp://127.0.0.1:{args.port}", max_frames=args.frames, progress=False)
     pipeline, _ = build_pipeline(config)
     wrapped = []
-    for model in pipeline.models.models:
+    for model in ([] if args.real else pipeline.models.models):
         model.backend = Recorder(model.backend, Path(args.recording)) if args.record else Replayer(model.backend, recording)
         wrapped.append(model.backend)
     usage, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -191,7 +191,7 @@ def measure(code: Path, n: int, args: argparse.Namespace, video: Path, recording
     for i, count in enumerate(shares):
         cmd = [sys.executable, __file__, "--child", "--code", str(code), "--n", str(count), "--video", str(video),
                "--model", args.model, "--frames", str(args.frames), "--recording", str(recording),
-               "--port", str(args.port + i)]
+               "--port", str(args.port + i)] + (["--real"] if args.real else [])
         procs.append(subprocess.Popen(cmd + (["--record"] if record else []), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     parts = []
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "segstream-cpu-side"),
                         help="where the 1080p video and the recording are kept")
     parser.add_argument("--port", type=int, default=5593)
+    parser.add_argument("--real", action="store_true",
+                        help="run the real model instead of the recording: what processes give with CPU inference")
     # A measured run, in a process of its own (internal).
     for flag in ("--child", "--record"):
         parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -244,7 +246,7 @@ def main() -> None:
         make_video(Path(args.video), video, args.frames)
     model_id = hashlib.sha256(Path(args.model).read_bytes()).hexdigest()[:16]
     recording = cache / f"recording-{model_id}-{video.stem}"
-    if not recording.exists():
+    if not recording.exists() and not args.real:
         print(f"recording the model's outputs in {recording} ...", flush=True)
         part = recording.with_name(recording.name + ".part")
         part.mkdir(exist_ok=True)
@@ -254,13 +256,14 @@ def main() -> None:
     codes = [("this", REPO)] + ([("compare", Path(args.compare).resolve())] if args.compare else [])
     rows = []
     for n in args.sources:
-        counts = sorted({worker_count(p if p == "auto" else int(p), n, gpu=True) for p in args.processes})
+        counts = sorted({worker_count(p if p == "auto" else int(p), n, gpu=not args.real) for p in args.processes})
         for processes in counts:
             for label, code in codes:  # side by side: the two checkouts alternate
                 rows.append((label, n, processes, measure(code, n, args, video, recording, processes=processes)))
 
     cpus = os.cpu_count()
-    print(f"\n{video.name}: 1920x1080 H.264, {args.frames} frames per source; {Path(args.model).name} replayed; "
+    inference = "run on the CPU" if args.real else "replayed"
+    print(f"\n{video.name}: 1920x1080 H.264, {args.frames} frames per source; {Path(args.model).name} {inference}; "
           f"default tracker; publishing; {cpus} CPUs")
     print("stage columns: CPU ms per frame of the stage's Python threads; 'outside inference': the whole process's")
     print(f"{'code':<8}{'sources':>8}{'procs':>6}{'FPS':>8}" + "".join(f"{s:>12}" for s in STAGES)

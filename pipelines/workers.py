@@ -71,8 +71,8 @@ def worker_count(requested: int | str, sources: int, gpu: bool, cpus: int | None
     1.7 cores of it, so one process per core (8 sources of 1080p, inference
     replayed: 126 FPS in one process, 165 in two). With inference on the CPU
     the runtime already uses every core, and more processes only compete
-    (2 sources, YOLOv8n-seg on ONNX Runtime: 51.6 FPS in one process, 41.0
-    in two), so one process per 8 cores."""
+    (`cpu_side.py --real`, 2 sources of 1080p, YOLOv8n-seg on ONNX Runtime:
+    46.1 FPS in one process, 43.5 in two), so one process per 8 cores."""
     if requested != "auto":
         return max(1, min(int(requested), sources))
     cpus = cpus or os.cpu_count() or 1
