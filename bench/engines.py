@@ -5,11 +5,11 @@ for FP16; ONNX Runtime runs anywhere) and each batch size, prints:
 - model-only FPS: the backend's call on preprocessed frames held in memory
   (batch B = B frames per call), the limit the pipeline is measured against;
 - pipeline FPS: `segstream run` over B copies of the video as B sources
-  (decode, preprocess, batched inference, masks, tracking, publishing), with
-  `--batch B`;
+  (decode, preprocess, batched inference, masks, tracking), with `--batch B`
+  and each `--workers` count, in steady state (start-up excluded);
 - their ratio.
 
-    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--backend torch ...] [--device cuda]
+    python bench/engines.py [--model M] [--batch 1 8] [--frames 96] [--workers 1 8] [--backend torch ...] [--device cuda]
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from segstream.engines.runtimes.engine_cache import BuildOptions, ShapeProfile
 from segstream.engines.runtimes.registry import Capabilities, choose_backend
 from segstream.pipelines.cli import _quiet_native_logs
 from segstream.pipelines.config import RunConfig
-from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S
-from segstream.pipelines.session import build_pipeline
+from segstream.pipelines.run import GIL_SWITCH_INTERVAL_S, run_config
+from segstream.pipelines.workers import worker_count
 from segstream.stream.errors import SegstreamError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,15 +36,19 @@ ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "as
 
 
 def pipeline_fps(path: str, video: str, backend: str, device: str, precision: str, batch: int, frames: int,
-                 graph: bool = False) -> float:
-    config = RunConfig(source=[video] * batch, model=[path], backend=backend, device=device, precision=precision,
-                       batch=batch, max_frames=frames, publish=None, progress=False, cuda_graph=graph)
-    pipeline, _ = build_pipeline(config)
-    try:
-        stats = pipeline.run()
-    finally:
-        pipeline.models.close()
-    return stats.fps
+                 graph: bool = False, workers: int = 1) -> float:
+    """Steady-state pipeline FPS: runs of `frames` and of twice as many frames
+    per source, after a short run that builds and caches what the backend
+    compiles; the difference of the two excludes start-up, engine loading,
+    CUDA graph capture and cuDNN's autotuning, as model-only excludes its
+    warm-up."""
+    def seconds(n: int) -> float:
+        config = RunConfig(source=[video] * batch, model=[path], backend=backend, device=device, precision=precision,
+                           batch=batch, max_frames=n, publish=None, progress=False, cuda_graph=graph, workers=workers)
+        return run_config(config).seconds
+
+    seconds(4)  # TensorRT engines, batch-dynamic copies: built once, cached for the measured runs
+    return frames * batch / max(seconds(2 * frames) - seconds(frames), 1e-9)
 
 
 def main() -> None:
@@ -55,6 +59,8 @@ def main() -> None:
     parser.add_argument("--backend", nargs="+", default=None, help="default: every backend this machine can run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=96, help="frames per source in the pipeline runs")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="worker processes for the pipeline runs (--workers); each count is a row")
     args = parser.parse_args()
     _quiet_native_logs()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -81,19 +87,24 @@ def main() -> None:
                     model = Model.load(path, backend=backend, device=device, build=build)
                     limit = model_only_fps(model, args.video, batch, max(8 * batch, 64))
                     model.close()
-                    pipe = pipeline_fps(path, args.video, backend, device, precision, batch, args.frames, graph)
+                    for workers in sorted({worker_count(w, batch, gpu) for w in args.workers}):  # at most one per source
+                        pipe = pipeline_fps(path, args.video, backend, device, precision, batch, args.frames, graph,
+                                            workers)
+                        rows.append((backend, device, label, batch, workers, limit, pipe))
                 except SegstreamError as err:
                     print(f"{backend} {label} batch {batch}: {err}", file=sys.stderr)
                     continue
-                rows.append((backend, device, label, batch, limit, pipe))
 
     print(f"\nmodel {Path(args.model).name}, video {Path(args.video).name}, {os.cpu_count()} CPUs"
           f"{', GPU' if gpu else ', no GPU'}")
     print("model-only: the backend's call on preprocessed frames in memory, B frames per call")
-    print("pipeline: B copies of the video as B sources, --batch B, whole pipeline (no publishing)")
-    print(f"{'backend':<13}{'device':<8}{'precision':<13}{'batch':>6}{'model-only FPS':>16}{'pipeline FPS':>14}{'ratio':>8}")
-    for backend, device, precision, batch, limit, pipe in rows:
-        print(f"{backend:<13}{device:<8}{precision:<13}{batch:>6}{limit:>16.1f}{pipe:>14.1f}{pipe / limit:>7.2f}x")
+    print("pipeline: B copies of the video as B sources, --batch B, whole pipeline (no publishing), steady state:")
+    print("  the frames between a run of N and one of 2N frames per source, start-up and warm-up excluded on both sides")
+    print(f"{'backend':<13}{'device':<8}{'precision':<13}{'batch':>6}{'workers':>8}{'model-only FPS':>16}"
+          f"{'pipeline FPS':>14}{'ratio':>8}")
+    for backend, device, precision, batch, workers, limit, pipe in rows:
+        print(f"{backend:<13}{device:<8}{precision:<13}{batch:>6}{workers:>8}{limit:>16.1f}{pipe:>14.1f}"
+              f"{pipe / limit:>7.2f}x")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ if want tail && [ "$device" != cpu ]; then  # emulated fp16 on a CPU takes minut
     "$py" bench/fp16_tail.py --device "$device" --frames 200 || status=1
 fi
 if want engines; then
-    echo "== bench/engines.py --batch 1 8 --device $device"
-    "$py" bench/engines.py --batch 1 8 --device "$device" --frames "${FRAMES:-96}" || status=1
+    echo "== bench/engines.py --batch 1 8 --workers 1 8 --device $device"
+    "$py" bench/engines.py --batch 1 8 --workers 1 8 --device "$device" --frames "${FRAMES:-96}" || status=1
 fi
 if want torch; then
     echo "== bench/torch_gpu.py --device $device (CUDA graphs, TF32, a model no graph can hold)"
