@@ -429,6 +429,8 @@ class Pipeline:
                                         semantic=packet.semantic, panoptic=packet.panoptic)
                 self.stats.end_to_end.add(message["latency_ms"]["total"])
                 maps = packet.panoptic.segment_ids if packet.panoptic else packet.semantic.labels if packet.semantic else None
+                if self.on_frame is not None:  # before the sinks: a worker records a frame before anyone sees it
+                    self.on_frame(packet)
                 for sink in self.sinks:
                     sink.write(frame, dets, message, maps)
                 if frame.source_id in self._in_flight:
@@ -437,8 +439,6 @@ class Pipeline:
                 self.stats.frames += 1
                 self._last_seq[frame.source_id] = frame.seq
                 self._frames_per_source[frame.source_id] = self._frames_per_source.get(frame.source_id, 0) + 1
-                if self.on_frame is not None:
-                    self.on_frame(packet)
             self._publish_status()  # the sources' last words (`ended`) come before their end of stream
             for sid, seq in self._last_seq.items():
                 for sink in self.sinks:
