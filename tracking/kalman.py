@@ -123,11 +123,16 @@ class HeightScaledKalman:
         proj, s = self.project(mean, cov)
         dims = 2 if position_only else 4
         proj, s, z = proj[:, :dims], s[:, :dims, :dims], z[:, :dims]
-        chol = np.linalg.cholesky(s)  # (T, d, d)
         diff = z[None, :, :] - proj[:, None, :]  # (T, D, d)
-        # Solve L y = diff' for all pairs at once; |y|^2 is the squared distance.
-        y = np.linalg.solve(chol[:, None, :, :], diff[..., None])[..., 0]
-        return (y**2).sum(-1)
+        # S is diagonal unless a camera warp rotated x into y (see `update`): then
+        # the distance is a sum of squares over its diagonal. Otherwise one inverse
+        # per track, not one solve per track-detection pair (100 tracks and 100
+        # detections: 10,000 batched 4x4 solves took 1.7 ms a frame).
+        diag = np.arange(dims)
+        s_diag = s[:, diag, diag]
+        if np.count_nonzero(s) == np.count_nonzero(s_diag):
+            return (diff**2 / s_diag[:, None, :]).sum(-1)
+        return np.einsum("tdi,tij,tdj->td", diff, np.linalg.inv(s), diff)
 
 
 def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
