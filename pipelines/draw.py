@@ -86,11 +86,9 @@ def annotate(
     colors = [tuple(c) for c in colors_for(keys).tolist()]  # one conversion for all objects
     if dets.masks is not None and len(dets):
         _blend_masks(out, dets, colors, alpha)
-    for i, (box, color) in enumerate(zip(dets.xyxy.astype(int), colors)):
+    boxes = dets.xyxy.astype(int)
+    for box, color in zip(boxes, colors):
         cv2.rectangle(out, tuple(box[:2]), tuple(box[2:]), color, 2)
-        name = class_names[dets.class_ids[i]] if dets.class_ids[i] < len(class_names) else str(dets.class_ids[i])
-        label = f"#{keys[i]} {name}" if dets.track_ids is not None else f"{name} {dets.scores[i]:.2f}"
-        cv2.putText(out, label, (box[0], max(box[1] - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
     if dets.keypoints is not None:
         for kps, color in zip(dets.keypoints, colors):
             visible = kps[:, 2] >= KEYPOINT_MIN_CONF
@@ -100,4 +98,28 @@ def annotate(
                     cv2.line(out, tuple(pts[a]), tuple(pts[b]), color, 2, cv2.LINE_AA)
             for p in pts[visible]:
                 cv2.circle(out, tuple(p), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    for i, (box, color) in enumerate(zip(boxes, colors)):  # last: labels on top of everything
+        name = class_names[dets.class_ids[i]] if dets.class_ids[i] < len(class_names) else str(dets.class_ids[i])
+        label = f"#{keys[i]} {name}" if dets.track_ids is not None else f"{name} {dets.scores[i]:.2f}"
+        draw_label(out, label, box, color)
     return out
+
+
+def draw_label(image: np.ndarray, text: str, box: np.ndarray, color: tuple[int, int, int]) -> None:
+    """`text` on a plate of the box's colour, sized to the frame (readable at
+    576p and at 4K), above the box's top-left corner, or inside the box when
+    the frame's top edge is in the way, and moved left to stay in the frame.
+    Black or white text, whichever reads better on the colour."""
+    h, w = image.shape[:2]
+    scale = max(0.4, min(h, w) / 1080)
+    thickness = max(1, round(scale * 1.5))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(2, round(3 * scale))
+    pw, ph = tw + 2 * pad, th + base + 2 * pad
+    x = int(min(max(box[0], 0), max(w - pw, 0)))
+    y = int(box[1] - ph if box[1] - ph >= 0 else max(box[1], 0))  # above the box, else inside its top
+    y = min(y, max(h - ph, 0))
+    cv2.rectangle(image, (x, y), (x + pw - 1, y + ph - 1), color, -1)
+    b, g, r = color
+    ink = (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 140 else (255, 255, 255)
+    cv2.putText(image, text, (x + pad, y + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thickness, cv2.LINE_AA)

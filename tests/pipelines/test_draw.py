@@ -9,32 +9,33 @@ from segstream.stream.types import Detections
 
 
 def test_masks_are_tinted_where_they_are_and_nowhere_else():
-    image = np.full((60, 80, 3), 100, np.uint8)
-    masks = np.zeros((2, 60, 80), bool)
-    masks[0, 10:20, 5:15] = True
-    masks[1, 40:60, 60:80] = True  # touches the bottom-right corner
-    dets = Detections([[4, 9, 16, 21], [59, 39, 80, 60]], [0.9, 0.8], [0, 0], masks=masks, track_ids=[3, 8])
+    # Room above each box for its label plate, which covers what is under it.
+    image = np.full((100, 120, 3), 100, np.uint8)
+    masks = np.zeros((2, 100, 120), bool)
+    masks[0, 40:50, 5:15] = True
+    masks[1, 80:100, 100:120] = True  # touches the bottom-right corner
+    dets = Detections([[4, 39, 16, 51], [99, 79, 120, 100]], [0.9, 0.8], [0, 0], masks=masks, track_ids=[3, 8])
     out = annotate(image, dets, ["person"], alpha=0.5)
     for i, track in enumerate([3, 8]):
         ys, xs = np.nonzero(masks[i])
         y, x = int(ys.mean()), int(xs.mean())  # the middle of the mask, away from the box outline
         want = (np.array(color_for(track)) * 0.5 + 100 * 0.5).round()
         np.testing.assert_allclose(out[y, x], want, atol=1)
-    assert (out[25:, :55] == 100).all()  # away from both objects, their outlines and labels
+    assert (out[55:, :55] == 100).all()  # away from both objects, their outlines and labels
 
 
 def test_overlapping_masks_show_the_later_one_blended_once():
     """Where two people overlap, the pixel takes the later mask's colour at
     the same strength as elsewhere, not a double blend of both."""
-    image = np.full((60, 80, 3), 100, np.uint8)
-    masks = np.zeros((2, 60, 80), bool)
-    masks[0, 20:40, 20:40] = True
-    masks[1, 30:50, 30:50] = True
-    dets = Detections([[20, 20, 40, 40], [30, 30, 50, 50]], [0.9, 0.8], [0, 0], masks=masks, track_ids=[3, 8])
+    image = np.full((100, 100, 3), 100, np.uint8)
+    masks = np.zeros((2, 100, 100), bool)
+    masks[0, 50:70, 20:40] = True
+    masks[1, 60:80, 30:50] = True
+    dets = Detections([[20, 50, 40, 70], [30, 60, 50, 80]], [0.9, 0.8], [0, 0], masks=masks, track_ids=[3, 8])
     out = annotate(image, dets, ["person"], alpha=0.5)
     want = (np.array(color_for(8)) * 0.5 + 100 * 0.5).round()
-    np.testing.assert_allclose(out[35, 35], want, atol=1)
-    np.testing.assert_allclose(out[25, 25], (np.array(color_for(3)) * 0.5 + 50).round(), atol=1)
+    np.testing.assert_allclose(out[65, 35], want, atol=1)
+    np.testing.assert_allclose(out[55, 25], (np.array(color_for(3)) * 0.5 + 50).round(), atol=1)
 
 
 @pytest.mark.parametrize("dtype, ids", [(np.uint8, (3, 17)), (np.uint16, (3, 17)), (np.uint16, (3, 4000))])
@@ -50,3 +51,19 @@ def test_label_maps_are_tinted_by_label_and_unlabelled_pixels_are_left_alone(dty
         want = np.round(colors[label] * 0.4 + 100 * 0.6)
         assert np.abs(out[labels == label] - want).max() <= 1
     assert (out[labels == 0] == 100).all()
+
+
+def test_labels_sit_on_a_plate_inside_the_frame_even_at_its_edges():
+    """'#1 ca' cut at the right edge, or a label off the top, was unreadable."""
+    from segstream.pipelines.draw import annotate
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    dets = Detections([[280, 0, 300, 60], [0, 150, 40, 200]], [0.9, 0.8], [2, 0], track_ids=[1, 12])
+    out = annotate(image, dets, ["person", "bicycle", "car"])
+    for track, (x0, y0, x1, y1) in ((1, (280, 0, 300, 60)), (12, (0, 150, 40, 200))):
+        color = np.array(color_for(track))
+        plate = np.all(out == color, axis=-1)
+        ys, xs = np.nonzero(plate)
+        assert len(xs) > 0
+        # The plate is wider than the box (the text fits on it) and ends inside the frame.
+        assert xs.max() <= 299 and ys.min() >= 0 and xs.max() - xs.min() + 1 > x1 - x0
