@@ -151,8 +151,7 @@ def build_pipeline(
         sources: list[Any] = []
         for spec, source_id in zip(config.source, ids):
             # With several sources a camera that is down at start is retried, not fatal to the others.
-            src = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect,
-                              wait_for_live=len(names) > 1, open_timeout=config.open_timeout)
+            src = open_config_source(config, spec, source_id, several=len(names) > 1)
             undo.callback(src.close)
             after = share.resume_after.get(source_id) if share else None
             resumed = after is not None and not src.is_live
@@ -207,6 +206,13 @@ def build_pipeline(
         )
         undo.pop_all()
     return pipeline, progress
+
+
+def open_config_source(config: RunConfig, spec: str, source_id: str, several: bool) -> Any:
+    """A source as the run's config opens it (`several`: one of several sources,
+    so a camera that is down at start is retried instead of fatal)."""
+    return open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout, config.reconnect,
+                       wait_for_live=several, open_timeout=config.open_timeout)
 
 
 def restarted_path(path: str, restart: int) -> str:

@@ -47,11 +47,10 @@ from ..engines.model import Model
 from ..engines.runtimes.registry import choose_backend
 from ..stream.errors import SegstreamError
 from ..stream.publisher import Publisher
-from ..stream.sources import open_source
 from .config import RunConfig
 from .metrics import MetricsServer, PipelineSnapshot
 from .run import on_stop_signals, run_config
-from .session import Share, unique_source_ids
+from .session import Share, open_config_source, unique_source_ids
 from .sinks import Sink, export_sink, prepare_output
 from .stats import RunStats
 
@@ -86,8 +85,7 @@ def check_inputs(config: RunConfig) -> dict[str, bool]:
     ids = unique_source_ids(config.source)
     live = {}
     for spec, source_id in zip(config.source, ids):
-        source = open_source(spec, source_id, config.realtime, config.rtsp_transport, config.timeout,
-                             config.reconnect, wait_for_live=len(ids) > 1, open_timeout=config.open_timeout)
+        source = open_config_source(config, spec, source_id, several=len(ids) > 1)
         live[source_id] = source.is_live
         source.close()
     for spec in config.model:

@@ -104,11 +104,9 @@ class HeightScaledKalman:
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _, s = self.project(mean, cov)
         # K = P H' S^-1 with H = [I 0]; S and P are symmetric, so K' = S^-1 P[:4, :].
-        # Each measured coordinate evolves with its own velocity only, so S stays
-        # diagonal (unless a camera warp has rotated x into y): then S^-1 is a
-        # division, several times cheaper than a batched solve.
-        s_diag = s[:, self._diag4, self._diag4]
-        if np.count_nonzero(s) == np.count_nonzero(s_diag):
+        # S is diagonal almost always (`diagonal_or_none`): then S^-1 is a division.
+        s_diag = diagonal_or_none(s)
+        if s_diag is not None:
             gain_t = cov[:, :4, :] / s_diag[:, :, None]
         else:
             gain_t = np.linalg.solve(s, cov[:, :4, :])
@@ -124,15 +122,24 @@ class HeightScaledKalman:
         dims = 2 if position_only else 4
         proj, s, z = proj[:, :dims], s[:, :dims, :dims], z[:, :dims]
         diff = z[None, :, :] - proj[:, None, :]  # (T, D, d)
-        # S is diagonal unless a camera warp rotated x into y (see `update`): then
-        # the distance is a sum of squares over its diagonal. Otherwise one inverse
+        # A diagonal S (`diagonal_or_none`) makes the distance a sum of squares over
+        # its diagonal. Otherwise one inverse
         # per track, not one solve per track-detection pair (100 tracks and 100
         # detections: 10,000 batched 4x4 solves took 1.7 ms a frame).
-        diag = np.arange(dims)
-        s_diag = s[:, diag, diag]
-        if np.count_nonzero(s) == np.count_nonzero(s_diag):
+        s_diag = diagonal_or_none(s)
+        if s_diag is not None:
             return (diff**2 / s_diag[:, None, :]).sum(-1)
         return np.einsum("tdi,tij,tdj->td", diff, np.linalg.inv(s), diff)
+
+
+def diagonal_or_none(s: np.ndarray) -> np.ndarray | None:
+    """The (N, d) diagonals of N (d, d) innovation covariances when every one is
+    diagonal (each coordinate with its own velocity: always, unless a camera
+    warp rotated x into y), else None. Then S^-1 is a division, several times
+    cheaper than a batched solve or inverse."""
+    d = np.arange(s.shape[-1])
+    s_diag = s[:, d, d]
+    return s_diag if np.count_nonzero(s) == np.count_nonzero(s_diag) else None
 
 
 def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
