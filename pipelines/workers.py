@@ -263,10 +263,13 @@ def _run(config: RunConfig, ids: list[str], count: int, live: dict[str, bool], m
     export = JsonlExport(config, live) if config.export and config.export.endswith(".jsonl") else None
     if export is not None:
         stack.callback(export.sink.close)
-    forwarder = Forwarder(inner, config, export)
-    stack.callback(forwarder.close)
+    # Messages go to the main process only when someone takes them: the endpoint or the JSON-lines export.
+    forwarder = Forwarder(inner, config, export) if config.publish or export is not None else None
+    if forwarder is not None:
+        stack.callback(forwarder.close)
     worker_config = config.model_copy(update={
-        "publish": ">" + inner, "metrics_port": None, "progress": False, "workers": 1,
+        "publish": ">" + inner if forwarder is not None else None, "metrics_port": None, "progress": False,
+        "workers": 1,
         "export": None if export is not None else config.export,
     })
 
@@ -326,7 +329,8 @@ def _run(config: RunConfig, ids: list[str], count: int, live: dict[str, bool], m
             log.warning("worker %d (%s) died (exit %s)", w, ", ".join(ids[w::count]), proc.exitcode)
             running[w] = start(w, restarts[w])
     error = error or _drain_results(results, stats, snapshots)
-    forwarder.drain()
+    if forwarder is not None:
+        forwarder.drain()
     stats.seconds = time.perf_counter() - t0
     stats.frames = sum(state[3 * i + 2] for i in range(len(ids)))  # killed workers' frames included
     stats.interrupted = stats.interrupted or stop.is_set()
