@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from ..stream.masks import BoxMasks
+from ..stream.picture import YUV_TO_BGR, transform_fixed_point
 from ..stream.types import Detections, Frame, LabelMap
 from .adapters.semantic import SemanticAdapter, logit_region
 from .adapters.yolo import YoloAdapter
 from .ops.label_resize import label_dtype
-from .ops.letterbox import PAD_VALUE, Letterbox, letterbox, letterbox_geometry
+from .ops.letterbox import PAD_VALUE, Letterbox, letterbox_frame, letterbox_geometry
 from .ops.masks import box_pixel_ranges, proto_region
 
 
@@ -89,21 +90,40 @@ def resize_like_cv2(image: Any, new_h: int, new_w: int) -> Any:
 def letterbox_on_device(image: Any, input_hw: tuple[int, int]) -> tuple[Any, Letterbox]:
     """(H, W, 3) uint8 BGR tensor -> ((1, 3, ih, iw) float32 RGB in [0, 1], Letterbox),
     with the same geometry and the same pixels as `engines.ops.letterbox.letterbox`."""
+    lb, new_w, new_h = letterbox_geometry((int(image.shape[0]), int(image.shape[1])), input_hw)
+    if (new_w, new_h) != (int(image.shape[1]), int(image.shape[0])):
+        image = resize_like_cv2(image, new_h, new_w)
+    return _padded_blob(image, lb), lb
+
+
+def letterbox_planes_on_device(y: Any, u: Any, v: Any, input_hw: tuple[int, int]) -> tuple[Any, Letterbox]:
+    """A frame's decoded planes (uint8 tensors: Y (H, W), U and V at half size)
+    -> `letterbox_on_device`'s blob, made as `Frame.resized` makes it on the
+    CPU: each plane resized to the network's size, then converted to BGR.
+    Only the planes go up: half the bytes of the BGR frame."""
     import torch
 
-    lb, new_w, new_h = letterbox_geometry((int(image.shape[0]), int(image.shape[1])), input_hw)
-    h, w = lb.frame_hw
-    ih, iw = input_hw
-    top, left = lb.top, lb.left
-    if (new_w, new_h) != (w, h):
-        image = resize_like_cv2(image, new_h, new_w)
+    lb, new_w, new_h = letterbox_geometry((int(y.shape[0]), int(y.shape[1])), input_hw)
+    planes = [resize_like_cv2(p[:, :, None], new_h, new_w)[:, :, 0] for p in (y, u, v)]  # int32
+    weights, offsets = (torch.from_numpy(a).to(y.device) for a in transform_fixed_point(YUV_TO_BGR))
+    bgr = (planes[0][..., None] * weights[:, 0] + planes[1][..., None] * weights[:, 1]
+           + planes[2][..., None] * weights[:, 2] + offsets) >> 10
+    return _padded_blob(bgr.clamp_(0, 255), lb), lb
+
+
+def _padded_blob(image: Any, lb: Letterbox) -> Any:
+    """(h, w, 3) BGR tensor of values 0..255, already resized -> the padded
+    (1, 3, ih, iw) float32 RGB blob in [0, 1], as `to_blob` scales."""
+    import torch
+
+    (ih, iw), (new_h, new_w) = lb.input_hw, (int(image.shape[0]), int(image.shape[1]))
     x = image.permute(2, 0, 1).flip(0)[None].float()  # BGR -> RGB, NCHW
     scale = np.float32(1 / 255.0)  # as `to_blob` scales: the same float32 values, bit for bit
     blob = torch.full((1, 3, ih, iw), float(np.float32(PAD_VALUE) * scale), dtype=torch.float32, device=image.device)
     # A Python float, not a device tensor: making one copies it up from pageable memory, which waits for
     # everything queued on the stream (the previous frame's inference). Multiplied in float32 all the same.
-    blob[:, :, top:top + new_h, left:left + new_w] = x * float(scale)
-    return blob, lb
+    blob[:, :, lb.top:lb.top + new_h, lb.left:lb.left + new_w] = x * float(scale)
+    return blob
 
 
 def assemble_masks_on_device(protos: Any, coefficients: Any, xyxy: np.ndarray, frame_hw: tuple[int, int]) -> Any:
@@ -211,12 +231,17 @@ class DevicePath:
         self.backend = backend
         self.resize_on_device = resize_on_device
         self.upload = FrameUploader(backend.device)
+        self.upload_planes = [FrameUploader(backend.device) for _ in range(3)]  # Y, U, V: each its own buffer
 
     def letterboxed(self, frame: Frame) -> tuple[Any, Letterbox]:
         """(1, 3, ih, iw) float32 RGB in [0, 1] on the device, and its geometry."""
+        if self.resize_on_device and frame.yuv is not None:
+            planes = (frame.yuv.y, frame.yuv.u, frame.yuv.v)
+            y, u, v = (up(np.ascontiguousarray(p)) for up, p in zip(self.upload_planes, planes))
+            return letterbox_planes_on_device(y, u, v, self.adapter.input_hw)
         if self.resize_on_device:
             return letterbox_on_device(self.upload(frame.image), self.adapter.input_hw)
-        padded, lb = letterbox(frame.image, self.adapter.input_hw)
+        padded, lb = letterbox_frame(frame, self.adapter.input_hw)
         blob, _ = letterbox_on_device(self.upload(padded), self.adapter.input_hw)  # already in place: only scaled
         return blob, lb
 

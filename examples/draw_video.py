@@ -34,7 +34,7 @@ def main() -> None:
     with segstream.open_source(args.source) as source:
         for count, frame in enumerate(source, 1):
             dets = models(frame)
-            dets = dets.with_(embeddings=segstream.color_embeddings(frame.image, dets))
+            dets = dets.with_(embeddings=segstream.color_embeddings(frame, dets))
             tracks = tracker.update(dets)
             picture = segstream.annotate(frame.image, tracks, models.class_names)
             if args.out:

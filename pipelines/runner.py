@@ -333,7 +333,7 @@ class Pipeline:
         if self.models.semantic_model is not None:
             p.semantic = self.models.semantic(p.outputs, p.prepared)
         if self.embed is not None:
-            p.detections = p.detections.with_(embeddings=self.embed(p.frame.image, p.detections))
+            p.detections = p.detections.with_(embeddings=self.embed(p.frame, p.detections))
         p.prepared = p.outputs = None  # free the input blobs and raw outputs early
 
     def _track_loop(self) -> None:
@@ -374,7 +374,7 @@ class Pipeline:
         if tracker is None:
             first = self.first_track_ids.get(sid)
             tracker = self._trackers[sid] = self.make_tracker() if first is None else self.make_tracker(first_id=first)
-        hw = p.frame.image.shape[:2]
+        hw = (p.frame.height, p.frame.width)
         last = self._frame_hw.setdefault(sid, hw)
         if hw != last:  # a camera back at another resolution: tracks follow the picture
             log.info("%s: frames are now %dx%d (were %dx%d): tracks rescaled", sid, hw[1], hw[0], last[1], last[0])

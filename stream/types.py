@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from .masks import BoxMasks
+from .picture import Yuv420
 
 NUM_KEYPOINTS = 17
 
@@ -23,7 +25,6 @@ def person_class_id(class_names: Sequence[str]) -> int:
     return list(class_names).index("person") if "person" in class_names else 0
 
 
-@dataclass(eq=False)
 class Frame:
     """One decoded image and where/when it came from.
 
@@ -31,28 +32,73 @@ class Frame:
     machines can compare it; `t_mono` is `time.monotonic()` at capture and is
     what in-process latency is measured against. `pts` is the media timestamp
     in seconds when the source has one (video files), else None.
+
+    `image` is the (H, W, 3) uint8 BGR picture. A video file's frames arrive
+    as their decoded planes (`yuv`) instead, and `image` is made from them on
+    first use: the stages that only need the frame smaller (`resized`) or in
+    pieces (`crop`) take those from the planes and skip the full conversion.
     """
 
-    image: np.ndarray
-    source_id: str
-    seq: int
-    t_capture: float
-    t_mono: float
-    pts: float | None = None
+    def __init__(self, image: np.ndarray | None, source_id: str, seq: int, t_capture: float, t_mono: float,
+                 pts: float | None = None, yuv: Yuv420 | None = None) -> None:
+        if image is None and yuv is None:
+            raise ValueError("a Frame needs an image or its decoded planes (yuv)")
+        if image is not None:
+            _check_image(image)
+        self._image = image
+        self.yuv = yuv
+        self.source_id = source_id
+        self.seq = seq
+        self.t_capture = t_capture
+        self.t_mono = t_mono
+        self.pts = pts
 
-    def __post_init__(self) -> None:
-        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
-            raise ValueError(
-                f"Frame.image must be an (H, W, 3) uint8 BGR array, got {self.image.shape} {self.image.dtype}"
-            )
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            assert self.yuv is not None
+            self._image = _check_image(self.yuv.to_bgr())  # two threads may both convert: same pixels
+        return self._image
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        return int(self._image.shape[0]) if self._image is not None else self.yuv.shape[0]  # type: ignore[union-attr]
 
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        return int(self._image.shape[1]) if self._image is not None else self.yuv.shape[1]  # type: ignore[union-attr]
+
+    def resized(self, width: int, height: int) -> np.ndarray:
+        """The frame as (height, width, 3) BGR, resized bilinearly; from the
+        decoded planes when the frame has them, whether or not `image` was made,
+        so the result never depends on which stage looked first."""
+        if self.yuv is not None:
+            return self.yuv.resized_bgr(width, height)
+        if (width, height) == (self.width, self.height):
+            return self.image
+        return cv2.resize(self.image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def crop(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """BGR pixels [y1:y2, x1:x2] (bounds inside the frame); from the decoded planes when it has them."""
+        if self.yuv is not None:
+            return self.yuv.crop_bgr(x1, y1, x2, y2)
+        return self.image[y1:y2, x1:x2]
+
+    def __repr__(self) -> str:
+        return (f"Frame(source_id={self.source_id!r}, seq={self.seq}, {self.width}x{self.height}, "
+                f"t_capture={self.t_capture:.3f}, pts={self.pts})")
+
+
+def as_frame(picture: Frame | np.ndarray) -> Frame:
+    """`picture` as a Frame: functions that take a frame's pixels (colour features,
+    re-id crops) accept a bare BGR image too, as they did before frames had planes."""
+    return picture if isinstance(picture, Frame) else Frame(picture, "", 0, 0.0, 0.0)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"Frame.image must be an (H, W, 3) uint8 BGR array, got {image.shape} {image.dtype}")
+    return image
 
 
 def _check(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:

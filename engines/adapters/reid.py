@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ...stream.errors import ModelError
-from ...stream.types import Detections
+from ...stream.types import Detections, Frame, as_frame
 from ..runtimes.base import Backend, TensorSpec
 from ..runtimes.batching import batchable_model
 from ..runtimes.engine_cache import BuildOptions, ShapeProfile
@@ -33,9 +33,9 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 
 class ReidEmbedder:
-    """`embedder(image, dets) -> (N, D)` float32 unit vectors, one per detection.
+    """`embedder(frame, dets) -> (N, D)` float32 unit vectors, one per detection.
 
-    Usable on its own: `ReidEmbedder.load("osnet_x0_25_msmt17.onnx")(frame.image, dets)`.
+    Usable on its own: `ReidEmbedder.load("osnet_x0_25_msmt17.onnx")(frame, dets)`.
     """
 
     def __init__(self, backend: Backend, max_batch: int | None = None) -> None:
@@ -73,23 +73,24 @@ class ReidEmbedder:
         except ModelError as err:  # name the file the user gave, not the batch-dynamic copy
             raise ModelError(str(err) if path in str(err) else f"{path}: {err}") from None
 
-    def crops(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 network input for the boxes of one BGR frame."""
-        h, w = image.shape[:2]
+    def crops(self, frame: Frame | np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 network input for the boxes of one frame (or BGR image)."""
+        frame = as_frame(frame)
+        h, w = frame.height, frame.width
         boxes = np.round(xyxy).astype(np.int64)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         out = np.zeros((len(boxes), self.size[1], self.size[0], 3), np.uint8)
         for i, (x1, y1, x2, y2) in enumerate(boxes):  # one resize per crop: OpenCV has no batched resize
             if x2 > x1 and y2 > y1:
-                out[i] = cv2.resize(image[y1:y2, x1:x2], self.size, interpolation=cv2.INTER_LINEAR)
+                out[i] = cv2.resize(frame.crop(x1, y1, x2, y2), self.size, interpolation=cv2.INTER_LINEAR)
         rgb = out[..., ::-1].astype(np.float32)
         return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2))
 
-    def __call__(self, image: np.ndarray, dets: Detections) -> np.ndarray:
+    def __call__(self, frame: Frame | np.ndarray, dets: Detections) -> np.ndarray:
         if len(dets) == 0:
             return np.zeros((0, self.dim or 0), np.float32)
-        blob = self.crops(image, dets.xyxy)
+        blob = self.crops(frame, dets.xyxy)
         step = self.batch or len(blob)
         parts = [self.backend.infer({self.input_name: blob[i : i + step]})[self.output_name] for i in range(0, len(blob), step)]
         feats = np.concatenate(parts).reshape(len(blob), -1).astype(np.float32)

@@ -22,7 +22,7 @@ import numpy as np
 from ...stream.errors import ConfigError, ModelError
 from ...stream.types import Frame, LabelMap
 from ..ops.label_resize import label_dtype, resize_argmax
-from ..ops.letterbox import Letterbox, letterbox, to_blob
+from ..ops.letterbox import Letterbox, letterbox_frame, to_blob
 from ..runtimes.base import TensorSpec, imgsz_of, metadata_list, names_count
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class SemanticAdapter:
         """Semantic maps keep every class (`--classes` filters objects, not pixels)."""
 
     def preprocess(self, frame: Frame) -> tuple[dict[str, np.ndarray], Letterbox]:
-        padded, lb = letterbox(frame.image, self.input_hw)
+        padded, lb = letterbox_frame(frame, self.input_hw)
         blob = to_blob(padded)
         blob *= self.norm_scale
         blob += self.norm_shift

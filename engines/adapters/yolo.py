@@ -26,7 +26,7 @@ import numpy as np
 from ...stream.boxes import cxcywh_to_xyxy
 from ...stream.errors import ModelError
 from ...stream.types import NUM_KEYPOINTS, Detections, Frame
-from ..ops.letterbox import Letterbox, letterbox, to_blob
+from ..ops.letterbox import Letterbox, letterbox_frame, to_blob
 from ..ops.masks import assemble_masks
 from ..ops.nms import batched_nms
 from ..runtimes.base import TensorSpec, imgsz_of, metadata_list, metadata_literal, names_count
@@ -90,7 +90,7 @@ class YoloAdapter:
         self._allowed = np.asarray(class_ids, dtype=np.int64)
 
     def preprocess(self, frame: Frame) -> tuple[dict[str, np.ndarray], Letterbox]:
-        padded, lb = letterbox(frame.image, self.input_hw)
+        padded, lb = letterbox_frame(frame, self.input_hw)
         return {self.input_name: to_blob(padded)}, lb
 
     def decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

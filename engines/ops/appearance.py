@@ -11,17 +11,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ...stream.types import Detections
+from ...stream.types import Detections, Frame, as_frame
 
 BINS = (8, 4, 4)
 
 
-def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, int] = BINS) -> np.ndarray:
-    """(N, prod(bins)) float32 embeddings for the detections of one BGR frame."""
+def color_embeddings(frame: Frame | np.ndarray, dets: Detections, bins: tuple[int, int, int] = BINS) -> np.ndarray:
+    """(N, prod(bins)) float32 embeddings for the detections of one frame (or BGR image).
+    Only the boxes are converted: a video file's frame is never converted whole here."""
     out = np.zeros((len(dets), int(np.prod(bins))), np.float32)
     if len(dets) == 0:
         return out
-    h, w = image.shape[:2]
+    frame = as_frame(frame)
+    h, w = frame.height, frame.width
     for i, (x1, y1, x2, y2) in enumerate(np.round(dets.xyxy).astype(int).tolist()):
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if x2 <= x1 or y2 <= y1:
@@ -31,7 +33,7 @@ def color_embeddings(image: np.ndarray, dets: Detections, bins: tuple[int, int, 
             mask = dets.masks.window(i, x1, y1, x2, y2).view(np.uint8)
             if not mask.any():
                 mask = None
-        hsv = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)  # only the box: people cover a fraction of the frame
+        hsv = cv2.cvtColor(frame.crop(x1, y1, x2, y2), cv2.COLOR_BGR2HSV)  # only the box: people cover a fraction of the frame
         out[i] = cv2.calcHist([hsv], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).reshape(-1)
     out = np.sqrt(out / np.maximum(out.sum(axis=1, keepdims=True), 1.0))
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ...stream.types import Frame
+
 PAD_VALUE = 114
 
 
@@ -55,10 +57,20 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray,
     lb, new_w, new_h = letterbox_geometry(image.shape[:2], input_hw)
     if (new_w, new_h) != (lb.frame_hw[1], lb.frame_hw[0]):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    ih, iw = input_hw
-    bottom, right = ih - new_h - lb.top, iw - new_w - lb.left
-    padded = cv2.copyMakeBorder(image, lb.top, bottom, lb.left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return padded, lb
+    return _pad(image, lb), lb
+
+
+def letterbox_frame(frame: Frame, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """`letterbox` of a frame, made from its decoded planes when it has them
+    (resized, then converted: a video file's frame is never converted whole)."""
+    lb, new_w, new_h = letterbox_geometry((frame.height, frame.width), input_hw)
+    return _pad(frame.resized(new_w, new_h), lb), lb
+
+
+def _pad(image: np.ndarray, lb: Letterbox) -> np.ndarray:
+    (ih, iw), (h, w) = lb.input_hw, image.shape[:2]
+    bottom, right = ih - h - lb.top, iw - w - lb.left
+    return cv2.copyMakeBorder(image, lb.top, bottom, lb.left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
 
 
 def to_blob(image: np.ndarray) -> np.ndarray:

@@ -17,13 +17,13 @@ import numpy as np
 from ...stream.errors import ModelError
 from ...stream.sources import open_source
 from ...stream.types import Frame
-from ..ops.letterbox import letterbox, to_blob
+from ..ops.letterbox import letterbox_frame, to_blob
 from .engine_cache import ShapeProfile
 
 
 def yolo_preprocess(profile: ShapeProfile) -> Callable[[Frame], np.ndarray]:
     """The preparation without a model at hand: YOLO's letterbox to the profile's size, RGB in [0, 1]."""
-    return lambda frame: to_blob(letterbox(frame.image, profile.opt_hw)[0])
+    return lambda frame: to_blob(letterbox_frame(frame, profile.opt_hw)[0])
 
 
 def sample_frame() -> Frame:
