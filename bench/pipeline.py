@@ -129,11 +129,13 @@ def main() -> None:
         u = f"{ultra:.1f} ({ultra / best:.2f}x B)" if ultra else "not installed"
         lay = f"{layout.workers}x{layout.threads or cpus}"
         print(f"{name:<28}{lay:>8}{same:>8.1f}{best:>8.1f}{pipe:>10.1f}{frames:>8}{pipe / same:>6.2f}x{pipe / best:>6.2f}x  {u}")
-    print("\nCPU ms per frame by stage (thread CPU time over the first pipeline run)")
-    print(f"{'model':<28}" + "".join(f"{s:>12}" for s in ThreadCpu.STAGES) + f"{'not infer':>11}")
+    print("\nCPU ms per frame by thread (capture: decoding and preparing; output: postprocess, track, publish),"
+          " over the first pipeline run")
+    shown = [s for s in ThreadCpu.STAGES if any(cpu[s] > 0 for *_, cpu in rows)]
+    print(f"{'model':<28}" + "".join(f"{s:>12}" for s in shown) + f"{'not infer':>11}")
     for name, *_, cpu in rows:
         rest = sum(v for k, v in cpu.items() if k != "infer")
-        print(f"{name:<28}" + "".join(f"{cpu[s]:>12.2f}" for s in ThreadCpu.STAGES) + f"{rest:>11.2f}")
+        print(f"{name:<28}" + "".join(f"{cpu[s]:>12.2f}" for s in shown) + f"{rest:>11.2f}")
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,9 @@ class ThreadCpu:
     """CPU seconds (user + system) of each named Python thread, sampled from
     /proc/self/task while the pipeline runs; threads of one name are added up."""
 
-    STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
+    # The pipeline's threads: capture (decoding and, since 0.1, preparing), infer, and
+    # output (postprocess, track, publish); a thread per stage before that.
+    STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish", "output")
 
     def __init__(self, period_s: float = 0.2) -> None:
         self.period_s, self._latest = period_s, {}
@@ -37,7 +39,7 @@ class ThreadCpu:
                 self._latest[th.native_id] = (th.name, (int(fields[11]) + int(fields[12])) / self._tick)
 
     def per_stage(self) -> dict[str, float]:
-        """Seconds per stage name ("capture-vtest" counts as capture)."""
+        """Seconds per thread name ("capture-vtest" counts as capture); 0 for threads the code has not."""
         out = dict.fromkeys(self.STAGES, 0.0)
         for name, seconds in self._latest.values():
             stage = name.split("-")[0]

@@ -1,14 +1,21 @@
 """The multi-stage pipeline: capture -> preprocess -> infer -> postprocess -> track -> publish.
 
-Each stage runs in its own thread, joined by small bounded queues, so
-decoding, pre/post-processing, tracking and publishing overlap inference.
-Only the entry of a live source drops frames (keeping the freshest), and a
-live source takes a new frame only while it has one of its share of the
-`live_in_flight` places inside free, so none waits behind a queue-full of
-older ones; after that every queue applies back-pressure. A failing stage
-sets the abort event, every other thread leaves its wait within `POLL_S`,
-and `run()` raises `StageError` naming the stage. `stop()` (Ctrl-C, SIGTERM) ends capture and lets
-the frames already inside drain, so outputs are complete up to the last frame.
+Three kinds of threads share the stages, joined by small bounded queues:
+one per source decodes and prepares its frames (capture, preprocess), one
+(or `infer_workers`, or a batching one) runs the model, and one output
+thread puts frames back in stream order and runs postprocess, track and
+publish. Decoding, resizing and inference release the GIL, so they overlap
+each other and the output thread; the Python-heavy stages share one thread
+because the GIL would run them one at a time anyway, and every hand-off
+between threads costs CPU (bench/cpu_side.py: 1.2 ms a frame less at 1080p
+than with a thread per stage). Only the entry of a live source drops frames
+(keeping the freshest), and a live source takes a new frame only while it
+has one of its share of the `live_in_flight` places inside free, so none
+waits behind a queue-full of older ones; after that every queue applies
+back-pressure. A failing stage sets the abort event, every other thread
+leaves its wait within `POLL_S`, and `run()` raises `StageError` naming the
+stage. `stop()` (Ctrl-C, SIGTERM) ends capture and lets the frames already
+inside drain, so outputs are complete up to the last frame.
 """
 
 from __future__ import annotations
@@ -105,15 +112,15 @@ class Pipeline:
         self._abort = threading.Event()
         self._stop = threading.Event()
         self._errors: list[StageError] = []
-        names = ["preprocess", "infer", "postprocess", "track", "publish"]
         self.batch, self.batch_wait_s = batch, batch_wait_ms / 1000.0
-        # The infer queue must be able to hold a whole batch.
-        self._queues = {n: StageQueue(max(queue_size, batch) if n == "infer" else queue_size, self._abort, n)
-                        for n in names}
+        # Into inference (it must be able to hold a whole batch), and out of it to the output thread.
+        self._queues = {"infer": StageQueue(max(queue_size, batch), self._abort, "infer"),
+                        "postprocess": StageQueue(queue_size, self._abort, "postprocess")}
         self.infer_workers = infer_workers
         self._workers_left = {"infer": infer_workers}
         self._workers_lock = threading.Lock()
         self._next_index = 0
+        self._index_lock = threading.Lock()  # frames are numbered as they enter inference (see `_take`)
         self._reorder: dict[int, Packet] = {}
         self._trackers: dict[str, Any] = {}
         self._frame_hw: dict[str, tuple[int, ...]] = {}  # per source, to notice a change of resolution
@@ -146,18 +153,13 @@ class Pipeline:
             threading.Thread(target=self._capture, args=(src, remaining, lock), name=f"capture-{src.source_id}", daemon=True)
             for src in self.sources
         ]
-        stages = [
-            ("preprocess", self._preprocess, "infer"),
-            *([("infer", self._infer, "postprocess")] * self.infer_workers if self.batch == 1 else []),
-            ("postprocess", self._postprocess, "track"),
-        ]
-        for name, fn, nxt in stages:
-            threads.append(threading.Thread(target=self._stage_loop, args=(name, fn, nxt), name=name, daemon=True))
         if self.batch > 1:
             self._workers_left["infer"] = 1
             threads.append(threading.Thread(target=self._infer_batch_loop, name="infer", daemon=True))
-        threads.append(threading.Thread(target=self._track_loop, name="track", daemon=True))
-        threads.append(threading.Thread(target=self._publish_loop, name="publish", daemon=True))
+        else:
+            threads += [threading.Thread(target=self._infer_loop, name="infer", daemon=True)
+                        for _ in range(self.infer_workers)]
+        threads.append(threading.Thread(target=self._output_loop, name="output", daemon=True))
         # The stages' matrix products are tiny; a multi-threaded BLAS only adds
         # threads that spin between calls and take the cores from inference
         # (measured on 2 cores: 74 -> 106 FPS with yolov8n-seg).
@@ -216,11 +218,12 @@ class Pipeline:
     # ---- stages --------------------------------------------------------------------------
 
     def _capture(self, source: Source, remaining: list[int], lock: threading.Lock) -> None:
-        """Reads one source; the last capture thread to finish ends the stream."""
-        out = self._queues["preprocess"]
+        """Reads and prepares one source's frames; the last capture thread to finish ends the stream."""
+        out = self._queues["infer"]
         policy = "latest" if source.is_live else "block"
         slots = self._in_flight.get(source.source_id)
-        stats = self.stats.stages["capture"]
+        stats, prepare = self.stats.stages["capture"], self.stats.stages["preprocess"]
+        step = "capture"
         taken = 0
         frames = iter(source)
         try:
@@ -233,7 +236,13 @@ class Pipeline:
                     break
                 # Time to get a frame: decoding for files, waiting too for live sources.
                 stats.add((time.perf_counter() - t) * 1000.0)
-                replaced = out.put(Packet(frame), policy, frame.source_id)
+                step, t = f"preprocess {source.source_id}", time.perf_counter()
+                packet = Packet(frame, prepared=self.models.preprocess(frame))
+                ms = (time.perf_counter() - t) * 1000.0
+                packet.timings["preprocess"] = ms
+                prepare.add(ms)
+                step = "capture"
+                replaced = out.put(packet, policy, frame.source_id)
                 if replaced:
                     slots.release(replaced)  # live frames replaced in the queue are out
                 taken += 1
@@ -242,7 +251,7 @@ class Pipeline:
         except Aborted:
             pass
         except BaseException as err:  # noqa: BLE001 - reported, never swallowed
-            self._fail(f"capture {source.source_id}", err)
+            self._fail(step if step != "capture" else f"capture {source.source_id}", err)
         finally:
             source.close()
             with lock:
@@ -254,28 +263,39 @@ class Pipeline:
                 except Aborted:
                     pass
 
-    def _stage_loop(self, name: str, fn: Callable[[Packet], None], nxt: str) -> None:
-        inq, outq = self._queues[name], self._queues[nxt]
-        stats = self.stats.stages[name]
+    def _take(self, inq: StageQueue, timeout: float | None = None) -> Any:
+        """The next packet into inference, numbered: the output thread restores
+        this order. Numbered here, where no frame is dropped any more (a live
+        source's frame may still be replaced in the queue before)."""
+        with self._index_lock:
+            item = inq.get(timeout)
+            if isinstance(item, Packet):
+                item.index = self._next_index
+                self._next_index += 1
+            return item
+
+    def _infer_loop(self) -> None:
+        inq, outq = self._queues["infer"], self._queues["postprocess"]
+        stats = self.stats.stages["infer"]
         try:
             while True:
-                packet = inq.get()
+                packet = self._take(inq)
                 if packet is END:
-                    if self._last_worker(name):
+                    if self._last_worker("infer"):
                         outq.put(END)
                     else:
                         inq.put(END)  # let the sibling workers see it too
                     return
                 t = time.perf_counter()
-                fn(packet)
+                packet.outputs = self.models.infer(packet.prepared)
                 ms = (time.perf_counter() - t) * 1000.0
-                packet.timings[name] = ms
+                packet.timings["infer"] = ms
                 stats.add(ms)
                 outq.put(packet)
         except Aborted:
             pass
         except BaseException as err:  # noqa: BLE001
-            self._fail(name, err)
+            self._fail("infer", err)
 
     def _infer_batch_loop(self) -> None:
         """Inference of up to `batch` frames per call, from any sources: waits at
@@ -286,13 +306,13 @@ class Pipeline:
         ended = False
         try:
             while not ended:
-                first = inq.get()
+                first = self._take(inq)
                 if first is END:
                     break
                 batch = [first]
                 deadline = time.monotonic() + self.batch_wait_s
                 while len(batch) < self.batch:
-                    item = inq.get(timeout=max(deadline - time.monotonic(), 0.0))
+                    item = self._take(inq, timeout=max(deadline - time.monotonic(), 0.0))
                     if item is EMPTY:
                         break
                     if item is END:
@@ -320,14 +340,6 @@ class Pipeline:
             self._workers_left[name] = left
             return left <= 0
 
-    def _preprocess(self, p: Packet) -> None:
-        p.prepared = self.models.preprocess(p.frame)
-        p.index = self._next_index  # one preprocess thread: indices are consecutive
-        self._next_index += 1
-
-    def _infer(self, p: Packet) -> None:
-        p.outputs = self.models.infer(p.prepared)
-
     def _postprocess(self, p: Packet) -> None:
         p.detections = self.models.postprocess(p.outputs, p.prepared)
         if self.models.semantic_model is not None:
@@ -336,31 +348,47 @@ class Pipeline:
             p.detections = p.detections.with_(embeddings=self.embed(p.frame, p.detections))
         p.prepared = p.outputs = None  # free the input blobs and raw outputs early
 
-    def _track_loop(self) -> None:
-        """Tracks frames strictly in stream order, holding back early arrivals."""
-        inq, outq = self._queues["track"], self._queues["publish"]
-        stats = self.stats.stages["track"]
-        expected = 0
+    def _output_loop(self) -> None:
+        """Postprocess, track and publish, frame after frame in stream order
+        (early arrivals wait); between frames, live sources' states go out."""
+        inq = self._queues["postprocess"]
+        steps = [("postprocess", self._postprocess), ("track", self._track), ("publish", self._publish)]
+        expected, name = 0, "postprocess"
         try:
             while True:
-                packet = inq.get()
+                packet = inq.get(timeout=POLL_S)  # wakes up to report source states while no frame flows
+                name = "publish"
+                self._publish_status()
+                if packet is EMPTY:
+                    continue
                 if packet is END:
-                    outq.put(END)
-                    return
+                    break
                 self._reorder[packet.index] = packet
                 while expected in self._reorder:
                     ready = self._reorder.pop(expected)
                     expected += 1
-                    t = time.perf_counter()
-                    self._track(ready)
-                    ms = (time.perf_counter() - t) * 1000.0
-                    ready.timings["track"] = ms
-                    stats.add(ms)
-                    outq.put(ready)
+                    for name, step in steps:
+                        t = time.perf_counter()
+                        step(ready)
+                        ms = (time.perf_counter() - t) * 1000.0
+                        ready.timings[name] = ms
+                        self.stats.stages[name].add(ms)
+                    self._published(ready)
+            name = "publish"
+            self._publish_status()  # the sources' last words (`ended`) come before their end of stream
+            for sid, seq in self._last_seq.items():
+                for sink in self.sinks:
+                    sink.end_source(sid, seq, self._frames_per_source[sid])
         except Aborted:
             pass
         except BaseException as err:  # noqa: BLE001
-            self._fail("track", err)
+            self._fail(name, err)
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as err:  # noqa: BLE001 - closing the rest matters more
+                    self._fail("publish", err)
 
     def _track(self, p: Packet) -> None:
         if self.make_tracker is not None:
@@ -412,44 +440,21 @@ class Pipeline:
                 for sink in self.sinks:
                     sink.status(message)
 
-    def _publish_loop(self) -> None:
-        inq = self._queues["publish"]
-        stats = self.stats.stages["publish"]
-        try:
-            while True:
-                packet = inq.get(timeout=POLL_S)  # wakes up to report source states while no frame flows
-                self._publish_status()
-                if packet is EMPTY:
-                    continue
-                if packet is END:
-                    break
-                t = time.perf_counter()
-                frame, dets = packet.frame, packet.detections
-                message = frame_message(frame, dets, self.models.class_names, packet.timings,
-                                        semantic=packet.semantic, panoptic=packet.panoptic)
-                self.stats.end_to_end.add(message["latency_ms"]["total"])
-                maps = packet.panoptic.segment_ids if packet.panoptic else packet.semantic.labels if packet.semantic else None
-                if self.on_frame is not None:  # before the sinks: a worker records a frame before anyone sees it
-                    self.on_frame(packet)
-                for sink in self.sinks:
-                    sink.write(frame, dets, message, maps)
-                if frame.source_id in self._in_flight:
-                    self._in_flight[frame.source_id].release()
-                stats.add((time.perf_counter() - t) * 1000.0)
-                self.stats.frames += 1
-                self._last_seq[frame.source_id] = frame.seq
-                self._frames_per_source[frame.source_id] = self._frames_per_source.get(frame.source_id, 0) + 1
-            self._publish_status()  # the sources' last words (`ended`) come before their end of stream
-            for sid, seq in self._last_seq.items():
-                for sink in self.sinks:
-                    sink.end_source(sid, seq, self._frames_per_source[sid])
-        except Aborted:
-            pass
-        except BaseException as err:  # noqa: BLE001
-            self._fail("publish", err)
-        finally:
-            for sink in self.sinks:
-                try:
-                    sink.close()
-                except Exception as err:  # noqa: BLE001 - closing the rest matters more
-                    self._fail("publish", err)
+    def _publish(self, packet: Packet) -> None:
+        frame, dets = packet.frame, packet.detections
+        message = frame_message(frame, dets, self.models.class_names, packet.timings,
+                                semantic=packet.semantic, panoptic=packet.panoptic)
+        self.stats.end_to_end.add(message["latency_ms"]["total"])
+        maps = packet.panoptic.segment_ids if packet.panoptic else packet.semantic.labels if packet.semantic else None
+        if self.on_frame is not None:  # before the sinks: a worker records a frame before anyone sees it
+            self.on_frame(packet)
+        for sink in self.sinks:
+            sink.write(frame, dets, message, maps)
+
+    def _published(self, packet: Packet) -> None:
+        frame = packet.frame
+        if frame.source_id in self._in_flight:
+            self._in_flight[frame.source_id].release()
+        self.stats.frames += 1
+        self._last_seq[frame.source_id] = frame.seq
+        self._frames_per_source[frame.source_id] = self._frames_per_source.get(frame.source_id, 0) + 1
