@@ -180,6 +180,7 @@ class Pipeline:
             self.stats.interrupted = self._stop.is_set()
             self.stats.dropped = {f"source {s.source_id}": s.dropped for s in self.sources}
             self.stats.dropped.update({f"queue {q.name}": q.dropped for q in self._queues.values()})
+            self.stats.dropped.update({f"source {s.source_id} (did not decode)": s.lost for s in self.sources if s.lost})
             self.stats.reconnects = {s.source_id: s.reconnects for s in self.sources if s.is_live}
         if self._errors:
             raise self._errors[0]

@@ -39,6 +39,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 GLOB_CHARS = "*?["
 V4L2_DEVICE_PREFIXES = ("/dev/video", "/dev/v4l/")  # Linux cameras by device path
+AVI_CHUNK_HEADER = 8  # fourcc and size before each chunk's data
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Source:
     fps: float | None = None
     frame_count: int | None = None
     reconnects: int = 0
+    lost: int = 0  # frames of a file that did not decode (damage), seen as gaps in `seq`
     status: str = "file"  # live sources: connected | stalled | reconnecting | ended
     down_since: float | None = None  # live sources: monotonic time they stopped delivering, if they have
     # Set when the iteration ended early on bad data (a truncated file): the frames
@@ -137,11 +139,22 @@ class VideoFileSource(Source):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate and rate > 0 else None
         self.frame_count = self._stream.frames or None
+        self._lost_ranges: list[tuple[int, int]] = []
+        # An AVI demuxer numbers the packets it reads, so after a damaged stretch every later
+        # frame would be numbered too low. Its index says where each frame sits in the file:
+        # a packet found at an indexed position gets that frame's number back. (The index
+        # points at a chunk's 8-byte header, a packet at its data.)
+        self._frame_at: dict[int, int] = {}
+        if "avi" in self._container.format.name.split(","):
+            self._frame_at = {entry.pos + AVI_CHUNK_HEADER: entry.timestamp for entry in self._stream.index_entries}
 
     def _decoded(self) -> Iterator[Any]:
         """The file's frames; a packet FFmpeg cannot decode is skipped, as OpenCV's decoder does."""
         try:
             for packet in self._container.demux(self._stream):
+                number = self._frame_at.get(packet.pos) if self._frame_at else None
+                if number is not None:
+                    packet.pts = packet.dts = number
                 try:
                     yield from packet.decode()
                 except self._av_error as err:
@@ -151,15 +164,22 @@ class VideoFileSource(Source):
 
     def _frame(self, decoded: Any) -> Frame:
         pts = float(decoded.time) if decoded.time is not None else None
+        seq = None
+        if self._frame_at and decoded.pts is not None and decoded.pts >= self._seq:
+            seq = int(decoded.pts)  # the frame's place in the file, from the AVI index
+            if seq > self._seq:
+                self.lost += seq - self._seq
+                self._lost_ranges.append((self._seq, seq - 1))
+            self._seq = seq + 1
         if decoded.format.name == "yuv420p" and not decoded.rotation and decoded.color_range != 2:  # 2: full range
             y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in decoded.planes)
             picture = Yuv420(y, u, v, partial(decoded.to_ndarray, format="bgr24", interpolation="BICUBIC"))
-            return self._make_frame(None, pts, yuv=picture)
+            return self._make_frame(None, pts, seq, yuv=picture)
         image = decoded.to_ndarray(format="bgr24", interpolation="BICUBIC")
         turns = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
         if decoded.rotation % 360 in turns:
             image = cv2.rotate(image, turns[decoded.rotation % 360])
-        return self._make_frame(image, pts)
+        return self._make_frame(image, pts, seq)
 
     def __iter__(self) -> Iterator[Frame]:
         interval = 1.0 / self.fps if (self.realtime and self.fps) else 0.0
@@ -179,12 +199,21 @@ class VideoFileSource(Source):
             yield self._frame(decoded)
         if index == 0:
             raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")
-        if self.frame_count and index < self.frame_count - 1:  # containers may overstate by a frame
-            # Damage in the middle also ends up here: FFmpeg skips what it cannot decode and goes on,
-            # so the outputs hold every frame that decoded, not only those before the damage.
+        missing_tail = self.frame_count is not None and index + self.lost < self.frame_count - 1  # may overstate by 1
+        if self.lost:
+            spans = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in self._lost_ranges[:5])
+            more = f" and {len(self._lost_ranges) - 5} more stretches" if len(self._lost_ranges) > 5 else ""
+            tail = f", and it ends after frame {self._seq - 1}: truncated" if missing_tail else ""
+            self.problem = (f"video file {self.path}: {self.lost} of its {self.frame_count} frames did not decode "
+                            f"(damaged: frames {spans}{more}){tail}; the outputs hold the {index} that did, "
+                            "numbered by their place in the file")
+        elif missing_tail:
+            # Damage without an index to place the frames (not AVI) also ends up here: FFmpeg skips what it
+            # cannot decode and goes on, so the outputs hold every frame that decoded.
             self.problem = (f"video file {self.path} gave {index} of the {self.frame_count} frames its "
                             f"header lists: truncated, or frames lost to damage; the outputs hold the "
                             f"{index} that decoded")
+        if self.problem:
             log.debug(self.problem)  # reported once, by whoever iterates (the pipeline: at the end)
 
     def close(self) -> None:

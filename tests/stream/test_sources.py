@@ -29,6 +29,26 @@ def test_video_file_yields_every_frame_in_order(video):
     assert frames[10][1] == pytest.approx(1.0)  # 10 fps container: frame 10 at 1 s
 
 
+def test_frames_after_damage_keep_their_place_in_the_file(video, tmp_path):
+    """500 KB overwritten in the middle of an AVI: FFmpeg skips the frames it
+    cannot decode, and the ones after keep their numbers and times, so MOT
+    exports stay aligned with the video; the end message names the gap."""
+    data = bytearray(video.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 500_000] = np.random.default_rng(7).integers(0, 256, 500_000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    with open_source(str(damaged)) as src:
+        frames = [(f.seq, f.pts) for f in src]
+    seqs = [s for s, _ in frames]
+    gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
+    assert len(gaps) == 1 and seqs[-1] == 794  # the last frame is still frame 794
+    first_lost, last_lost = gaps[0][0] + 1, gaps[0][1] - 1
+    assert src.lost == last_lost - first_lost + 1 == 795 - len(frames)
+    assert all(pts == pytest.approx(seq / 10) for seq, pts in frames)  # 10 fps: real times, gap included
+    assert f"{src.lost} of its 795 frames did not decode (damaged: frames {first_lost}-{last_lost})" in src.problem
+
+
 def test_realtime_file_drops_frames_when_consumer_is_slow(video):
     with open_source(str(video), realtime=True) as src:
         seqs = []
