@@ -86,7 +86,7 @@ def annotate(
     colors = [tuple(c) for c in colors_for(keys).tolist()]  # one conversion for all objects
     if dets.masks is not None and len(dets):
         _blend_masks(out, dets, colors, alpha)
-    boxes = dets.xyxy.astype(int)
+    boxes = dets.boxes_found.astype(int)  # the boxes the masks and keypoints were found in
     for box, color in zip(boxes, colors):
         cv2.rectangle(out, tuple(box[:2]), tuple(box[2:]), color, 2)
     if dets.keypoints is not None:

@@ -130,6 +130,10 @@ class Detections:
       "not detected", or None when no pose model ran
     - `embeddings` (N, D) float32 appearance features, or None
     - `track_ids` (N,) int64, or None before tracking
+    - `detected_xyxy` (N, 4) float32: the detector's own boxes when a tracker
+      replaced `xyxy` with its filtered estimate (the default), else None. The
+      masks and keypoints were found in these boxes: drawings and the wire's
+      `box` use them, and `xyxy` is the wire's `box_filtered`.
     """
 
     xyxy: np.ndarray
@@ -139,6 +143,7 @@ class Detections:
     keypoints: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     track_ids: np.ndarray | None = None
+    detected_xyxy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -162,6 +167,15 @@ class Detections:
         if self.track_ids is not None:
             self.track_ids = np.asarray(self.track_ids, dtype=np.int64)
             _check("track_ids", self.track_ids, (n,))
+        if self.detected_xyxy is not None:
+            self.detected_xyxy = np.asarray(self.detected_xyxy, dtype=np.float32)
+            _check("detected_xyxy", self.detected_xyxy, (n, 4))
+
+    @property
+    def boxes_found(self) -> np.ndarray:
+        """The boxes the detector found (`detected_xyxy`, else `xyxy`): the ones
+        the masks and keypoints belong to, for drawing and publishing."""
+        return self.xyxy if self.detected_xyxy is None else self.detected_xyxy
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -226,6 +240,8 @@ class Detections:
                 continue
             filled = []
             for p, c in zip(parts, cols):
+                if c is None and f.name == "detected_xyxy":
+                    c = p.xyxy  # no filtered estimate there: its boxes are the detector's
                 if c is None:
                     fill = -1 if f.name == "track_ids" else 0
                     c = np.full((len(p),) + template.shape[1:], fill, dtype=template.dtype)

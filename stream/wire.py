@@ -121,7 +121,8 @@ def frame_message(
     """Build the JSON-able message for one processed frame (with the semantic
     and panoptic maps when a semantic model runs)."""
     n = len(dets)
-    boxes = _round(dets.xyxy)
+    boxes = _round(dets.boxes_found)
+    filtered = _round(dets.xyxy) if dets.detected_xyxy is not None else [None] * n
     scores = _round(dets.scores, 4)
     class_ids = dets.class_ids.tolist()
     track_ids = dets.track_ids.tolist() if dets.track_ids is not None else [None] * n
@@ -143,6 +144,7 @@ def frame_message(
             "class_name": class_names[class_ids[i]] if 0 <= class_ids[i] < len(class_names) else str(class_ids[i]),
             "score": scores[i],
             "box": boxes[i],
+            "box_filtered": filtered[i],
             "keypoints": keypoints[i],
             "mask": masks[i],
         }
@@ -349,9 +351,14 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
             if not isinstance(obj, dict):
                 raise WireError(f"objects[{i}] must be a JSON object")
             _check_fields(obj, _OBJECT_FIELDS, f"objects[{i}]")
-            box = obj["box"]
-            if len(box) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
-                raise WireError(f"objects[{i}].box must be 4 finite numbers")
+            for key in ("box", "box_filtered"):
+                box = obj.get(key)
+                if key == "box_filtered" and box is None:
+                    continue  # optional: only a tracker with a filtered estimate sends it
+                if (not isinstance(box, list) or len(box) != 4
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in box)):
+                    raise WireError(f"objects[{i}].{key} must be 4 finite numbers")
     return message
 
 

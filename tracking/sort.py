@@ -136,7 +136,7 @@ class Sort:
         reported = reported[np.argsort(det_of_track[reported])]
         out = dets[det_of_track[reported]].with_(track_ids=t.ids[reported])
         if self.box == "kalman":
-            out = out.with_(xyxy=x_to_xyxy(t.mean[reported]).astype(np.float32))
+            out = out.with_(xyxy=x_to_xyxy(t.mean[reported]).astype(np.float32), detected_xyxy=out.xyxy)
 
         self._tracks = t.take(t.time_since_update <= self.max_age)
         return out

@@ -91,3 +91,27 @@ def test_a_file_output_is_cut_on_the_file_time_into_numbered_parts(tmp_path):
     lines = {p.name: p.read_text().splitlines() for p in sorted(tmp_path.iterdir())}
     assert {name: len(rows) for name, rows in lines.items()} == {
         "tracks-part0000.jsonl": 20, "tracks-part0001.jsonl": 20, "tracks-part0002.jsonl": 10}
+
+
+def test_published_masks_stay_inside_their_box_and_the_filtered_box_comes_too(video, seg_model, tmp_path):
+    """A subscriber that draws `box` and `mask` together sees them agree: `box`
+    is the detector's (the mask's) box, the tracker's estimate is `box_filtered`."""
+    import json
+
+    import segstream
+    from segstream.stream.rle import rle_to_mask
+
+    out = tmp_path / "out.jsonl"
+    segstream.run(str(video), str(seg_model), max_frames=40, export=str(out), classes=["person"])
+    objects = [o for line in out.read_text().splitlines() for o in json.loads(line).get("objects", [])]
+    assert len(objects) > 100
+    apart = 0
+    for obj in objects:
+        x1, y1, x2, y2 = obj["box"]
+        ys, xs = np.nonzero(rle_to_mask(obj["mask"]))
+        if len(xs):  # pixel (i, j) is inside when x1 <= i < x2 and y1 <= j < y2, up to the 0.01 rounding
+            assert xs.min() >= x1 - 0.01 and xs.max() < x2 + 0.01
+            assert ys.min() >= y1 - 0.01 and ys.max() < y2 + 0.01
+        assert len(obj["box_filtered"]) == 4
+        apart += obj["box_filtered"] != obj["box"]
+    assert apart > 0  # the filtered estimate is its own
