@@ -117,6 +117,7 @@ class Pipeline:
         self._queues = {"infer": StageQueue(max(queue_size, batch), self._abort, "infer"),
                         "postprocess": StageQueue(queue_size, self._abort, "postprocess")}
         self.infer_workers = infer_workers
+        self.stats.in_flight = infer_workers if batch == 1 else batch
         self._workers_left = {"infer": infer_workers}
         self._workers_lock = threading.Lock()
         self._next_index = 0
@@ -417,14 +418,21 @@ class Pipeline:
             p.detections = tracker.update(p.detections, warp=warp)
         else:
             p.detections = tracker.update(p.detections)
-        self.stats.track_ids.setdefault(sid, set()).update(p.detections.track_ids.tolist())
+        ids = p.detections.track_ids.tolist()
+        self.stats.track_ids.setdefault(sid, set()).update(ids)
+        names, classes = self.models.class_names, self.stats.track_classes.setdefault(sid, {})
+        for track_id, class_id in zip(ids, p.detections.class_ids.tolist()):
+            if track_id not in classes:
+                classes[track_id] = names[class_id] if 0 <= class_id < len(names) else str(class_id)
 
     def _publish_status(self) -> None:
         """Send the live sources' state changes (connected, stalled, reconnecting,
         ended), and each live source's current state again every
-        `STATUS_REPEAT_S`: a subscriber that joins late (most do: the first
-        `connected` goes out before anyone can have connected) still learns it."""
+        `STATUS_REPEAT_S` and whenever a subscriber joins: one that joins late
+        (most do: the first `connected` goes out before anyone can have
+        connected) learns it before its second frame."""
         now = time.monotonic()
+        joined = any([sink.joined() for sink in self.sinks])  # every sink asked: each forgets what it told
         for source in self.sources:
             events = source.pop_status()
             last = events[-1] if events else None
@@ -432,7 +440,7 @@ class Pipeline:
                 self._status[source.source_id] = (last, now)
             elif source.source_id in self._status:
                 last, sent = self._status[source.source_id]
-                if now - sent < STATUS_REPEAT_S or last.status == "ended":
+                if (now - sent < STATUS_REPEAT_S and not joined) or last.status == "ended":
                     continue
                 events = [last]
                 self._status[source.source_id] = (last, now)
@@ -442,6 +450,7 @@ class Pipeline:
                     sink.status(message)
 
     def _publish(self, packet: Packet) -> None:
+        self._publish_status()  # a subscriber that has just joined hears the sources' states first
         frame, dets = packet.frame, packet.detections
         message = frame_message(frame, dets, self.models.class_names, packet.timings,
                                 semantic=packet.semantic, panoptic=packet.panoptic)

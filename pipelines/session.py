@@ -38,6 +38,8 @@ from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source, segmen
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 25.0
+TASKS = {"detect": "detection", "segment": "instance segmentation", "pose": "detection with 17 keypoints",
+         "semantic": "semantic segmentation"}  # model.task, as the summary says it
 
 
 @dataclass(frozen=True)
@@ -204,8 +206,29 @@ def build_pipeline(
             live_in_flight=config.live_in_flight,
             first_track_ids=share.first_track_ids if share else None,
         )
+        pipeline.stats.setup = describe_run(config, models, layout.workers, layout.threads)
         undo.pop_all()
     return pipeline, progress
+
+
+def describe_run(config: RunConfig, models: Any, in_flight: int, threads: int | None) -> list[str]:
+    """The summary's first lines: each model and what it is, where it runs, and the tracker."""
+    lines = []
+    for model in models.models:
+        names = model.class_names
+        kept = f", {len(config.classes)} kept ({', '.join(config.classes)})" if config.classes else ""
+        device = getattr(model.backend, "device", "cpu")
+        where = f"{model.backend.name} on {device}" + (", pre/post-processing there too" if model.device_path else "")
+        task = TASKS.get(model.task, model.task)
+        lines.append(f"model {Path(model.path).name}: {task}, {len(names)} classes{kept}; {where}")
+    lines.append(f"inference: {in_flight} frame(s) at once, {threads or 'default'} runtime thread(s) each"
+                 + (f", batches of up to {config.batch}" if config.batch > 1 else ""))
+    appearance = {"color": "colour features", "reid": f"re-id ({Path(str(config.reid_model)).name})",
+                  "none": "no appearance"}.get(config.appearance, config.appearance)
+    tracker = {"none": "none (detections only)", "sort": "SORT (motion only)"}.get(
+        config.tracker, f"{'BYTE' if config.tracker == 'byte' else 'DeepSORT'} with {appearance}")
+    lines.append(f"tracker: {tracker}" + (", camera motion compensated" if config.cmc else ""))
+    return lines
 
 
 def open_config_source(config: RunConfig, spec: str, source_id: str, several: bool) -> Any:

@@ -59,6 +59,10 @@ class Sink:
     def status(self, message: dict[str, Any]) -> None:
         """A live source changed state (`stream.wire.status_message`)."""
 
+    def joined(self) -> bool:
+        """Whether a reader arrived since the last call, who must be told each source's state."""
+        return False
+
     def close(self) -> None:
         pass
 
@@ -75,6 +79,9 @@ class PublishSink(Sink):
 
     def status(self, message: dict[str, Any]) -> None:
         self.publisher.publish(message)
+
+    def joined(self) -> bool:
+        return self.publisher.joined() > 0
 
     def close(self) -> None:
         self.publisher.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "track", "publish")
@@ -66,6 +67,9 @@ class RunStats:
     dropped: dict[str, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)
     track_ids: dict[str, set[int]] = field(default_factory=dict)
+    track_classes: dict[str, dict[int, str]] = field(default_factory=dict)  # per source: track id -> class name
+    setup: list[str] = field(default_factory=list)  # what ran: models, runtime, tracker (one line each)
+    in_flight: int = 1  # frames in inference at once: its times overlap
     batch_sizes: dict[int, int] = field(default_factory=dict)  # frames per inference call -> calls
     interrupted: bool = False
 
@@ -84,6 +88,10 @@ class RunStats:
                 mine[key] = mine.get(key, 0) + value
         for source, ids in other.track_ids.items():
             self.track_ids.setdefault(source, set()).update(ids)
+        for source, classes in other.track_classes.items():
+            self.track_classes.setdefault(source, {}).update(classes)
+        self.setup = self.setup or list(other.setup)  # the workers run the same models
+        self.in_flight = max(self.in_flight, other.in_flight)
         self.interrupted = self.interrupted or other.interrupted
 
     @property
@@ -91,11 +99,17 @@ class RunStats:
         return sum(len(ids) for ids in self.track_ids.values())
 
     def table(self) -> str:
-        lines = [
-            f"frames {self.frames}  time {self.seconds:.1f} s  FPS {self.fps:.1f}  tracks {self.tracks}"
-            + ("  (interrupted)" if self.interrupted else ""),
-            f"{'stage':<12}{'frames':>8}{'mean ms':>10}{'max ms':>10}",
-        ]
+        lines = [*self.setup,
+                 f"frames {self.frames}  time {self.seconds:.1f} s  FPS {self.fps:.1f}  tracks {self.tracks}"
+                 + ("  (interrupted)" if self.interrupted else "")]
+        for source in sorted(self.track_ids):
+            per_class = Counter(self.track_classes.get(source, {}).values())
+            classes = ", ".join(f"{name} {n}" for name, n in sorted(per_class.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"  {source}: {len(self.track_ids[source])} tracks" + (f" ({classes})" if classes else ""))
+        parallel = f"; inference takes {self.in_flight} frames at once" if self.in_flight > 1 else ""
+        lines.append(f"time per frame in each stage (the stages work on different frames at once{parallel}, "
+                     "so these overlap: FPS counts frames out)")
+        lines.append(f"{'stage':<12}{'frames':>8}{'mean ms':>10}{'max ms':>10}")
         for name, s in self.stages.items():
             lines.append(f"{name:<12}{s.count:>8}{s.mean_ms:>10.2f}{s.max_ms:>10.2f}")
         drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    """Publishes wire messages on a PUB socket.
+    """Publishes wire messages on an XPUB socket (a PUB socket that also tells
+    who subscribes: `joined()`, so each new subscriber can be told every
+    source's state before its first frame).
 
     `hwm` bounds the messages queued per subscriber: a slow or absent
     subscriber makes ZeroMQ drop messages for it (counted in `dropped`
@@ -32,15 +34,19 @@ class Publisher:
         linger_ms: int = 1000,
         curve_secret: str | None = None,
         curve_clients: str | None = None,
-        socket_type: int = zmq.PUB,
+        socket_type: int = zmq.XPUB,
     ) -> None:
         address, bind = parse_endpoint(endpoint, default_bind=True)
         self.endpoint = address
         self.sent = 0
         self.dropped = 0
         self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(socket_type)  # XPUB: the workers' forwarder (pipelines.workers)
+        self._sock = self._ctx.socket(socket_type)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
+        if socket_type == zmq.XPUB:
+            # Every subscription, not only a topic's first: each new subscriber counts. (A forwarder's
+            # XPUB passes them on to the workers' publishers the same way.)
+            self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         self._auth = None
         if curve_secret or curve_clients:
@@ -67,6 +73,19 @@ class Publisher:
     @property
     def socket(self) -> zmq.Socket:
         return self._sock
+
+    def joined(self) -> int:
+        """How many subscriptions arrived since the last call (never blocks).
+        (A forwarder's socket is read by its proxy instead; nobody calls this there.)"""
+        if self._sock.type != zmq.XPUB or self._sock.closed:
+            return 0
+        count = 0
+        while True:
+            try:
+                event = self._sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return count
+            count += event[:1] == b"\x01"  # 1: subscribe, 0: unsubscribe
 
     def publish(self, message: Mapping[str, Any]) -> bool:
         """Send without blocking; returns False (and counts a drop) if ZeroMQ refused it."""

@@ -46,7 +46,7 @@ def fold_argmax(labels: np.ndarray, best: np.ndarray, plane: np.ndarray, k: int)
     label so far (classes taken in ascending order), so a maximum sets it;
     with cv2's SIMD compare/and/max this is several times faster than numpy's
     masked assignment, which branches per pixel on noisy borders."""
-    if labels.size == 1:  # cv2's Python binding reads a 1x1 array as a scalar
+    if labels.size <= 4:  # cv2's Python binding reads an array of up to 4 values (1x1, 4x1) as a scalar
         labels[plane > best] = k
         np.maximum(best, plane, out=best)
         return

@@ -122,6 +122,7 @@ def test_resizing_only_the_contending_classes_gives_every_pixel_the_same_class(n
     out_hw=st.tuples(st.integers(1, 20), st.integers(1, 20)),
 )
 @example(np.array([[[0.0, 0.0]], [[0.0, 1.0]]], np.float32), (1, 1))  # 1x1 arrays: cv2 would read them as scalars
+@example(np.array([[[0.0, 0.0]]] * 3 + [[[0.0, 1.0]]], np.float32), (4, 1))  # and 4x1 ones too (found by Hypothesis)
 @example(np.array([[[1.0]], [[2.0]], [[0.0]]], np.float32), (3, 2))
 def test_contending_classes_never_change_a_pixel_ties_included(logits, out_hw):
     """Small integer logits make ties everywhere: the first of equal classes must still win, as with argmax."""

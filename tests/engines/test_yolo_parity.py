@@ -74,3 +74,44 @@ def test_matches_ultralytics_postprocessing(model_file, frames):
             assert err <= 1.5
         total += len(ours)
     assert total > 0
+
+
+def ultralytics_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
+    """Ultralytics' LetterBox (centred, grey 114) and its tensor preparation
+    (BGR to RGB, CHW, divided by 255), transcribed from its source: a reference
+    for the network input that shares no code with segstream's."""
+    import cv2
+
+    h, w = image.shape[:2]
+    r = min(input_hw[0] / h, input_hw[1] / w)
+    new_w, new_h = int(round(w * r)), int(round(h * r))
+    dw, dh = (input_hw[1] - new_w) / 2, (input_hw[0] - new_h) / 2
+    if (w, h) != (new_w, new_h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    return (np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255.0)
+
+
+def test_network_input_matches_ultralytics_preparation(video):
+    """The letterbox, the colour order and the scaling against Ultralytics' own
+    recipe, on frames read by OpenCV (not segstream's decoder): exact for a BGR
+    frame, and within a grey level for a video file's frame made from its planes."""
+    import cv2
+    from segstream.stream.types import Frame
+
+    model = Model.load(str(asset("models/yolov8n-seg_320_fp32.onnx")))
+    name = model.adapter.input_name
+    cap = cv2.VideoCapture(str(video))
+    with open_source(str(video)) as src:
+        for seq, planes_frame in zip(range(3), src):
+            ok, image = cap.read()
+            assert ok
+            want = ultralytics_input(image, model.adapter.input_hw)
+            exact = model.preprocess(Frame(image, "cam", seq, 0.0, 0.0)).feed[name]
+            np.testing.assert_allclose(exact, want, rtol=0, atol=1e-7)
+            from_planes = model.preprocess(planes_frame).feed[name]
+            diff = np.abs(from_planes - want) * 255
+            assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 6, (diff.mean(), np.percentile(diff, 99))
+    cap.release()

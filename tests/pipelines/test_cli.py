@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def test_run_publishes_tracked_masks_and_keypoints(video, seg_model, pose_model,
                     "--max-frames", 150, "--export", tmp_path / "tracks.jsonl", "--no-progress")
     assert run.returncode == 0, run.stderr
     assert "frames 150" in run.stdout and "infer" in run.stdout
+    # The summary says what ran and what it found, per source and class.
+    assert f"model {seg_model.name}: instance segmentation, 80 classes; onnxruntime on cpu" in run.stdout
+    assert f"model {pose_model.name}: detection with 17 keypoints" in run.stdout
+    assert "tracker: DeepSORT with colour features" in run.stdout
+    assert re.search(r"^  vtest: \d+ tracks \(person \d+", run.stdout, re.MULTILINE), run.stdout
+    assert "inference takes" in run.stdout or "inference: 1 frame" in run.stdout
     out, err = sub.communicate(timeout=60)
     assert sub.returncode == 0, err
     messages = [json.loads(line) for line in out.splitlines()]

@@ -217,7 +217,8 @@ def test_sigterm_while_the_camera_is_stalled_stops_without_waiting_for_the_strea
 
 @pytest.mark.slow
 def test_a_subscriber_that_joins_late_still_learns_each_cameras_state(rtsp_server, seg_model):
-    """The first `connected` goes out before anyone can listen; the state is repeated."""
+    """The first `connected` goes out before anyone can listen: each new
+    subscriber is told every camera's state before its second frame."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     run = subprocess.Popen(
         [sys.executable, "-m", "segstream", "run", "--source", rtsp_server.url, "--model", str(seg_model),
@@ -225,18 +226,18 @@ def test_a_subscriber_that_joins_late_still_learns_each_cameras_state(rtsp_serve
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:
-        with Subscriber(endpoint) as sub:
-            first = None
+        with Subscriber(endpoint) as sub:  # frames flow before this one joins: the camera connected long ago
             deadline = time.monotonic() + 60
-            while first is None or first.get("type") != "frame":  # frames flow: the camera connected long ago
+            while (msg := sub.recv(timeout=1.0)) is None or msg["type"] != "frame":
                 assert time.monotonic() < deadline and run.poll() is None
-                first = sub.recv(timeout=1.0)
-            status = None
-            while status is None and time.monotonic() < deadline:
-                msg = sub.recv(timeout=1.0)
-                if msg is not None and msg["type"] == "status":
-                    status = msg
-        assert status is not None and status["status"] == "connected", status
+        with Subscriber(endpoint) as late:  # a second one, joining mid-stream
+            seen: list[str] = []
+            while seen.count("frame") < 2:
+                assert time.monotonic() < deadline and run.poll() is None
+                msg = late.recv(timeout=1.0)
+                if msg is not None:
+                    seen.append(msg["status"] if msg["type"] == "status" else msg["type"])
+        assert "connected" in seen[:seen.index("frame", seen.index("frame") + 1)], seen
     finally:
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=60)

@@ -15,8 +15,17 @@ def test_batched_filter_matches_filterpy_step_for_step():
     cov = np.broadcast_to(_initial_cov(), (n, 7, 7)).copy()
     refs = []
     for i in range(n):
+        # The model as the original sort.py's KalmanBoxTracker writes it (Bewley et al., 2016), not
+        # copied from the code under test: constant velocity in (u, v, s), r constant.
         f = FilterpyKF(dim_x=7, dim_z=4)
-        f.F, f.H, f.Q, f.R, f.P = kf.F.copy(), kf.H.copy(), kf.Q.copy(), kf.R.copy(), _initial_cov()
+        f.F = np.array([[1, 0, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 1, 0], [0, 0, 1, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 0],
+                        [0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1]], float)
+        f.H = np.array([[1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0]], float)
+        f.R[2:, 2:] *= 10.0
+        f.P[4:, 4:] *= 1000.0
+        f.P *= 10.0
+        f.Q[-1, -1] *= 0.01
+        f.Q[4:, 4:] *= 0.01
         f.x = mean[i].reshape(7, 1).copy()
         refs.append(f)
     for step in range(40):
