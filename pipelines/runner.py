@@ -360,8 +360,8 @@ class Pipeline:
             while True:
                 packet = inq.get(timeout=POLL_S)  # wakes up to report source states while no frame flows
                 name = "publish"
-                self._publish_status()
                 if packet is EMPTY:
+                    self._publish_status()  # with frames, `_publish` sends them first
                     continue
                 if packet is END:
                     break
@@ -419,11 +419,13 @@ class Pipeline:
         else:
             p.detections = tracker.update(p.detections)
         ids = p.detections.track_ids.tolist()
-        self.stats.track_ids.setdefault(sid, set()).update(ids)
-        names, classes = self.models.class_names, self.stats.track_classes.setdefault(sid, {})
-        for track_id, class_id in zip(ids, p.detections.class_ids.tolist()):
-            if track_id not in classes:
-                classes[track_id] = names[class_id] if 0 <= class_id < len(names) else str(class_id)
+        known = self.stats.track_ids.setdefault(sid, set())
+        if not known.issuperset(ids):  # a new track: note its class, once
+            names, classes = self.models.class_names, self.stats.track_classes.setdefault(sid, {})
+            for track_id, class_id in zip(ids, p.detections.class_ids.tolist()):
+                if track_id not in known:
+                    classes[track_id] = names[class_id] if 0 <= class_id < len(names) else str(class_id)
+            known.update(ids)
 
     def _publish_status(self) -> None:
         """Send the live sources' state changes (connected, stalled, reconnecting,
