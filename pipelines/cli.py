@@ -64,6 +64,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="fuse a semantic model's stuff with the instance model's tracked things into a panoptic map")
     p.add_argument("--publish", help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 (prefix > to connect)")
     p.add_argument("--save", help="write an annotated video (.mp4)")
+    p.add_argument("--trails", type=int, help="in --save, draw each track's path over its last N frames (default 0: none)")
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
     p.add_argument("--segment-minutes", type=float, dest="segment_minutes",
                    help="cut --save and --export into parts of this many minutes (live: named by UTC start time)")
@@ -226,7 +227,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "export", "segment_minutes",
+    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "segment_minutes",
             "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}

@@ -95,6 +95,7 @@ class RunConfig(BaseModel):
     metrics_address: str = "127.0.0.1"  # loopback: nothing listens beyond this machine unless asked
     health_stall: float = Field(30.0, gt=0)
     save: str | None = None
+    trails: int = Field(0, ge=0)  # --save draws each track's last N positions (0: none)
     export: str | None = None
     segment_minutes: float | None = Field(None, gt=0)  # cut --save and --export into parts this long
     max_frames: int | None = Field(None, ge=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Sequence
 
 import cv2
@@ -73,12 +74,38 @@ def _blend_masks(out: np.ndarray, dets: Detections, colors: list[tuple[int, int,
     cv2.addWeighted(overlay, alpha, region, 1 - alpha, 0, dst=region)
 
 
+class Trails:
+    """Each track's recent positions (the middle of its box's bottom edge,
+    where a person stands) over the last `frames` frames of one source, for
+    `annotate`. A track not seen for `frames` frames is forgotten."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self._points: dict[int, collections.deque[tuple[int, int]]] = {}
+        self._seen: dict[int, int] = {}
+        self._count = 0
+
+    def update(self, dets: Detections) -> dict[int, np.ndarray]:
+        """Add this frame's tracks; their trails as (K, 2) int32 point arrays."""
+        self._count += 1
+        if dets.track_ids is not None and len(dets):
+            box = dets.boxes_found
+            feet = np.stack([(box[:, 0] + box[:, 2]) / 2, box[:, 3]], axis=1).round().astype(np.int32).tolist()
+            for track_id, point in zip(dets.track_ids.tolist(), feet):
+                self._points.setdefault(track_id, collections.deque(maxlen=self.frames)).append(tuple(point))
+                self._seen[track_id] = self._count
+        for track_id in [t for t, seen in self._seen.items() if self._count - seen >= self.frames]:
+            del self._points[track_id], self._seen[track_id]
+        return {t: np.array(p, np.int32) for t, p in self._points.items() if self._seen[t] == self._count}
+
+
 def annotate(
     image: np.ndarray, dets: Detections, class_names: Sequence[str], alpha: float = 0.45,
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, trails: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray:
     """A new image with the detections drawn on a copy of `image`; `labels`, a
-    semantic or panoptic map of the frame, is tinted underneath them."""
+    semantic or panoptic map of the frame, is tinted underneath them, and
+    `trails` (track id -> points, from `Trails`) are drawn under the boxes."""
     out = image.copy()
     if labels is not None and labels.shape == out.shape[:2]:
         tint_labels(out, labels)
@@ -86,6 +113,12 @@ def annotate(
     colors = [tuple(c) for c in colors_for(keys).tolist()]  # one conversion for all objects
     if dets.masks is not None and len(dets):
         _blend_masks(out, dets, colors, alpha)
+    if trails and dets.track_ids is not None:
+        thickness = max(2, round(min(out.shape[:2]) / 360))
+        for track_id, color in zip(dets.track_ids.tolist(), colors):
+            points = trails.get(track_id)
+            if points is not None and len(points) > 1:
+                cv2.polylines(out, [points], False, color, thickness, cv2.LINE_AA)
     boxes = dets.boxes_found.astype(int)  # the boxes the masks and keypoints were found in
     for box, color in zip(boxes, colors):
         cv2.rectangle(out, tuple(box[:2]), tuple(box[2:]), color, 2)

@@ -190,7 +190,7 @@ def build_pipeline(
 
             def video(path: str, sid: str) -> Sink:
                 return segmented(restarted_path(path, restart), segment_s, live[sid], lambda part: VideoSink(
-                    part, fps[sid], models.class_names, live=live[sid]))
+                    part, fps[sid], models.class_names, live=live[sid], trails=config.trails))
 
             sinks.append(per_source(config.save, list(live), video, names))
         progress = _progress_bar(sources, config.max_frames) if show_progress else None

@@ -21,7 +21,7 @@ from ..stream.publisher import Publisher
 from ..stream.types import Detections, Frame
 from ..stream.wire import eos_message
 from ..tracking.mot import format_tracks
-from .draw import annotate
+from .draw import Trails, annotate
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,10 @@ class VideoSink(Sink):
 
     FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
-    def __init__(self, path: str, fps: float, class_names: Sequence[str], live: bool = False) -> None:
+    def __init__(self, path: str, fps: float, class_names: Sequence[str], live: bool = False, trails: int = 0) -> None:
         prepare_output(path)
         self.path = path
+        self._trails = Trails(trails) if trails else None
         self.fps = fps
         self.class_names = class_names
         self.live = live
@@ -191,7 +192,8 @@ class VideoSink(Sink):
         if self._container is None:
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
             self._start = frame.t_mono if self.live else frame.seq
-        image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels))
+        paths = self._trails.update(dets) if self._trails else None
+        image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels, trails=paths))
         # cv2 converts to the encoder's YUV 4:2:0 (BT.601, limited range, as FFmpeg's
         # own conversion) in 0.5 ms a 1080p frame; PyAV's swscale took 4.
         picture = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")

@@ -67,3 +67,22 @@ def test_labels_sit_on_a_plate_inside_the_frame_even_at_its_edges():
         assert len(xs) > 0
         # The plate is wider than the box (the text fits on it) and ends inside the frame.
         assert xs.max() <= 299 and ys.min() >= 0 and xs.max() - xs.min() + 1 > x1 - x0
+
+
+def test_trails_follow_each_track_and_forget_the_gone():
+    """`--trails N` draws where each person walked over the last N frames, under
+    their box, in their colour; a track gone for N frames leaves no trail."""
+    from segstream.pipelines.draw import Trails, annotate
+
+    trails = Trails(frames=3)
+    for step in range(5):  # track 7 walks right 10 px a frame; track 9 is seen only at first
+        ids = [7, 9] if step == 0 else [7]
+        boxes = [[10 + 10 * step, 20, 30 + 10 * step, 60], [100, 20, 120, 60]][: len(ids)]
+        paths = trails.update(Detections(boxes, [0.9] * len(ids), [0] * len(ids), track_ids=ids))
+    assert paths[7].tolist() == [[40, 60], [50, 60], [60, 60]]  # the last 3 positions, feet first
+    assert 9 not in paths and 9 not in trails._points  # gone for 4 frames: forgotten
+    dets = Detections([[50, 20, 70, 60]], [0.9], [0], track_ids=[7])
+    plain = annotate(np.zeros((80, 160, 3), np.uint8), dets, ["person"])
+    drawn = annotate(np.zeros((80, 160, 3), np.uint8), dets, ["person"], trails=paths)
+    changed = np.argwhere((drawn != plain).any(axis=2))
+    assert len(changed) and changed[:, 1].min() <= 42 and changed[:, 1].max() >= 58  # along the path
