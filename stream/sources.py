@@ -40,6 +40,8 @@ STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 GLOB_CHARS = "*?["
 V4L2_DEVICE_PREFIXES = ("/dev/video", "/dev/v4l/")  # Linux cameras by device path
 AVI_CHUNK_HEADER = 8  # fourcc and size before each chunk's data
+# A video's rotation tag (degrees counter-clockwise) -> the turn that shows it upright, as OpenCV turns it.
+UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,8 @@ class VideoFileSource(Source):
             picture = Yuv420(y, u, v, partial(decoded.to_ndarray, format="bgr24", interpolation="BICUBIC"))
             return self._make_frame(None, pts, seq, yuv=picture)
         image = decoded.to_ndarray(format="bgr24", interpolation="BICUBIC")
-        turns = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-        if decoded.rotation % 360 in turns:
-            image = cv2.rotate(image, turns[decoded.rotation % 360])
+        if decoded.rotation % 360 in UPRIGHT:
+            image = cv2.rotate(image, UPRIGHT[decoded.rotation % 360])
         return self._make_frame(image, pts, seq)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ...stream.types import Frame
+from ...stream.types import Frame, as_frame
 
 PAD_VALUE = 114
 
@@ -54,10 +54,7 @@ def letterbox_geometry(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> 
 
 def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping aspect ratio and pad with grey to `input_hw`, centred."""
-    lb, new_w, new_h = letterbox_geometry(image.shape[:2], input_hw)
-    if (new_w, new_h) != (lb.frame_hw[1], lb.frame_hw[0]):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    return _pad(image, lb), lb
+    return letterbox_frame(as_frame(image), input_hw)
 
 
 def letterbox_frame(frame: Frame, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
