@@ -142,13 +142,30 @@ class VideoFileSource(Source):
         self.fps = float(rate) if rate and rate > 0 else None
         self.frame_count = self._stream.frames or None
         self._lost_ranges: list[tuple[int, int]] = []
-        # An AVI demuxer numbers the packets it reads, so after a damaged stretch every later
-        # frame would be numbered too low. Its index says where each frame sits in the file:
-        # a packet found at an indexed position gets that frame's number back. (The index
-        # points at a chunk's 8-byte header, a packet at its data.)
         self._frame_at: dict[int, int] = {}
+        self._numbering = self._frame_numbering()
+
+    def _frame_numbering(self) -> tuple[int, int] | None:
+        """(pts of frame 0, pts step) when a frame's place in the file can be read from its pts.
+
+        A decoder that skips damaged data would otherwise number every later frame too low.
+        An AVI demuxer numbers the packets it reads, so its index is used instead: a packet
+        found at an indexed position gets that frame's number as its pts (the index points at
+        a chunk's 8-byte header, a packet at its data). MP4 and MOV keep each sample's time
+        in their index: when those are evenly spaced, pts / step is the frame's place. Other
+        containers (and variable frame rate) are numbered by counting decoded frames.
+        """
+        index = self._stream.index_entries
         if "avi" in self._container.format.name.split(","):
-            self._frame_at = {entry.pos + AVI_CHUNK_HEADER: entry.timestamp for entry in self._stream.index_entries}
+            self._frame_at = {entry.pos + AVI_CHUNK_HEADER: entry.timestamp for entry in index}
+            return (0, 1) if self._frame_at else None
+        if self.frame_count is None or len(index) != self.frame_count or len(index) < 2:
+            return None
+        steps = np.diff(np.fromiter((entry.timestamp for entry in index), np.int64, len(index)))
+        start = self._stream.start_time
+        if start is None or steps[0] <= 0 or not (steps == steps[0]).all():
+            return None
+        return int(start), int(steps[0])
 
     def _decoded(self) -> Iterator[Any]:
         """The file's frames; a packet FFmpeg cannot decode is skipped, as OpenCV's decoder does."""
@@ -164,14 +181,16 @@ class VideoFileSource(Source):
         except self._av_error as err:  # the container itself is damaged: the frames so far stand
             log.debug("%s: demuxing stopped: %s", self.path, err)
 
-    def _frame(self, decoded: Any) -> Frame:
+    def _place(self, decoded: Any) -> int | None:
+        """The frame's number in the file, or None where frames are numbered by counting."""
+        if self._numbering is None or decoded.pts is None:
+            return None
+        first, step = self._numbering
+        return round((decoded.pts - first) / step)
+
+    def _frame(self, decoded: Any, seq: int | None) -> Frame:
         pts = float(decoded.time) if decoded.time is not None else None
-        seq = None
-        if self._frame_at and decoded.pts is not None and decoded.pts >= self._seq:
-            seq = int(decoded.pts)  # the frame's place in the file, from the AVI index
-            if seq > self._seq:
-                self.lost += seq - self._seq
-                self._lost_ranges.append((self._seq, seq - 1))
+        if seq is not None:
             self._seq = seq + 1
         if decoded.format.name == "yuv420p" and not decoded.rotation and decoded.color_range != 2:  # 2: full range
             y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in decoded.planes)
@@ -187,6 +206,16 @@ class VideoFileSource(Source):
         t0 = time.monotonic()
         index = 0
         for decoded in self._decoded():
+            seq = self._place(decoded)
+            if seq is not None and seq < self._seq:
+                # After damage a decoder may still hand out frames from before the place it
+                # resumed at (seen with H.264 in MP4): numbers only go forward, so they are dropped.
+                log.debug("%s: frame %d came after frame %d; dropped", self.path, seq, self._seq - 1)
+                continue
+            if seq is not None and seq > self._seq:  # frames between did not decode
+                self.lost += seq - self._seq
+                self._lost_ranges.append((self._seq, seq - 1))
+                self._seq = seq
             if interval:
                 lag = time.monotonic() - (t0 + index * interval)
                 if lag < 0:
@@ -197,7 +226,7 @@ class VideoFileSource(Source):
                     self.dropped += 1
                     continue
             index += 1
-            yield self._frame(decoded)
+            yield self._frame(decoded, seq)
         if index == 0:
             raise SourceError(f"cannot decode video file {self.path}: no frame could be read (corrupt or empty)")
         missing_tail = self.frame_count is not None and index + self.lost < self.frame_count - 1  # may overstate by 1
@@ -209,8 +238,8 @@ class VideoFileSource(Source):
                             f"(damaged: frames {spans}{more}){tail}; the outputs hold the {index} that did, "
                             "numbered by their place in the file")
         elif missing_tail:
-            # Damage without an index to place the frames (not AVI) also ends up here: FFmpeg skips what it
-            # cannot decode and goes on, so the outputs hold every frame that decoded.
+            # Damage in a file whose frames cannot be placed (see _frame_numbering) also ends up here:
+            # FFmpeg skips what it cannot decode and goes on, so the outputs hold every frame that decoded.
             self.problem = (f"video file {self.path} gave {index} of the {self.frame_count} frames its "
                             f"header lists: truncated, or frames lost to damage; the outputs hold the "
                             f"{index} that decoded")

@@ -6,6 +6,7 @@ import http.server
 import itertools
 import threading
 import time
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -47,6 +48,56 @@ def test_frames_after_damage_keep_their_place_in_the_file(video, tmp_path):
     assert src.lost == last_lost - first_lost + 1 == 795 - len(frames)
     assert all(pts == pytest.approx(seq / 10) for seq, pts in frames)  # 10 fps: real times, gap included
     assert f"{src.lost} of its 795 frames did not decode (damaged: frames {first_lost}-{last_lost})" in src.problem
+
+
+def _encode_mp4(video, path, frames, times=None):
+    """The first `frames` frames of `video` as H.264 in MP4 (B-frames, a keyframe every 25);
+    `times`, in tenths of a second, makes the frame rate variable."""
+    import av
+
+    with av.open(str(video)) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.options = {"g": "25"}
+        stream.codec_context.time_base = Fraction(1, 10)
+        for i, frame in enumerate(itertools.islice(src.decode(video=0), frames)):
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = (times[i] if times else i), Fraction(1, 10)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_frames_after_damage_in_an_mp4_keep_their_place_in_the_file(video, tmp_path):
+    """MP4 keeps each frame's time in its index: after damage, frames are numbered
+    by their time, the lost ones show as a gap, and numbers never go backwards
+    (the decoder hands out a few stale frames after it resumes; they are dropped)."""
+    clean = tmp_path / "clean.mp4"
+    _encode_mp4(video, clean, 120)
+    data = bytearray(clean.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 30_000] = np.random.default_rng(7).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with open_source(str(damaged)) as src:
+        frames = [(f.seq, f.pts) for f in src]
+    seqs = [s for s, _ in frames]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 119 and src.lost > 0
+    assert src.lost == 120 - len(frames)
+    assert all(pts == pytest.approx(seq / 10) for seq, pts in frames)
+    assert f"{src.lost} of its 120 frames did not decode" in src.problem
+
+
+def test_a_variable_frame_rate_mp4_is_numbered_by_counting(video, tmp_path):
+    """Uneven frame times cannot say a frame's place, so frames are counted; pts stays their real time."""
+    times = [0, 1, 3, 4, 7, 8, 9, 12, 13, 14]
+    path = tmp_path / "vfr.mp4"
+    _encode_mp4(video, path, len(times), times)
+    with open_source(str(path)) as src:
+        frames = [(f.seq, f.pts) for f in src]
+    assert [s for s, _ in frames] == list(range(len(times)))
+    assert [pts for _, pts in frames] == pytest.approx([t / 10 for t in times])
 
 
 def test_realtime_file_drops_frames_when_consumer_is_slow(video):
