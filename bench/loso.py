@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,12 @@ GRID: dict[str, list[Any]] = {
     "distance_weight": [0.0, 1.0],  # DIoU's centre-distance term, off or on
     "std_velocity": [1 / 160, 1 / 80],  # DeepSORT's velocity noise, or twice it
     "track_buffer": ["30 frames", "1 s", "2 s"],
+    "reupdate": [False, True],  # OC-SORT's re-update through the gap
+    "recover_iou": [None, 0.3],  # OC-SORT's recovery on last matched boxes
+    "height_modulated": [False, True],  # Hybrid-SORT's height-modulated IoU
 }
-DEFAULTS = {"min_hits": 3, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "30 frames"}
+DEFAULTS = {"min_hits": 3, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "30 frames",
+            "reupdate": False, "recover_iou": None, "height_modulated": False}
 
 
 def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
@@ -65,8 +70,10 @@ def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
 
 def describe(config: dict[str, Any]) -> str:
     velocity = "1/160" if config["std_velocity"] == 1 / 160 else "1/80"
+    extras = [name for name, on in (("ORU", config["reupdate"]), ("OCR", config["recover_iou"]),
+                                     ("HMIoU", config["height_modulated"])) if on]
     return (f"min_hits {config['min_hits']}, centre {'on' if config['distance_weight'] else 'off'}, "
-            f"velocity {velocity}, lost {config['track_buffer']}")
+            f"velocity {velocity}, lost {config['track_buffer']}" + "".join(f", {e}" for e in extras))
 
 
 def run(root: Path, config: dict[str, Any], sequences: list[str], out: Path) -> dict[str, Scores]:
@@ -89,9 +96,10 @@ def main() -> None:
     print(f"{len(sequences)} sequences in {root}; BYTE on their public detections; {len(configs)} grid points")
 
     with tempfile.TemporaryDirectory() as tmp:
-        scores = []  # per grid point: {sequence: Scores, "COMBINED": Scores}
-        for i, config in enumerate(configs):
-            scores.append(run(root, config, sequences, Path(tmp) / f"grid{i}"))
+        # per grid point: {sequence: Scores, "COMBINED": Scores}; one process per core
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            scores = list(pool.map(run, *zip(*[(root, c, sequences, Path(tmp) / f"grid{i}")
+                                              for i, c in enumerate(configs)])))
         hota = np.array([[s[seq].hota for seq in sequences] for s in scores])  # (configs, sequences)
 
         held_out = Path(tmp) / "held-out"

@@ -37,12 +37,15 @@ class _Tracks(TrackArrays):
     since_update: np.ndarray
     emb: np.ndarray
     hits: np.ndarray
+    obs: np.ndarray  # (N, 4) the last matched detection's box, xyxy
+    obs_mean: np.ndarray  # the Kalman state and covariance right after that match (for `reupdate`)
+    obs_cov: np.ndarray
 
     @classmethod
     def empty(cls) -> _Tracks:
         z = np.zeros(0, np.int64)
         return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32),
-                   z.copy())
+                   z.copy(), np.zeros((0, 4)), np.zeros((0, 8)), np.zeros((0, 8, 8)))
 
 
 
@@ -82,7 +85,13 @@ class ByteTracker:
         distance_weight: float = 1.0,
         std_velocity: float = 1.0 / 80,
         first_id: int = 1,
+        reupdate: bool = False,
+        recover_iou: float | None = None,
+        height_modulated: bool = False,
     ) -> None:
+        self.reupdate = reupdate
+        self.recover_iou = recover_iou
+        self.height_modulated = height_modulated
         self.min_hits = min_hits
         self.distance_weight = distance_weight
         self.box = check_box_source(box)
@@ -123,7 +132,7 @@ class ByteTracker:
         iou = pen = None
         if len(t) and len(dets):
             boxes = xyah_to_xyxy(t.mean)
-            iou, pen = iou_and_centre_penalty(xyxy, boxes, dets.class_ids, t.class_ids)
+            iou, pen = iou_and_centre_penalty(xyxy, boxes, dets.class_ids, t.class_ids, self.height_modulated)
             pen *= self.distance_weight
 
         high = (dets.scores >= self.high_thresh).nonzero()[0]
@@ -137,6 +146,8 @@ class ByteTracker:
         # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
         recent = free_conf[t.since_update[free_conf] <= 1]
         self._associate(dets, low, t, iou, pen, recent, self.low_match_iou, det_of_track)
+        if self.recover_iou is not None:
+            free_high = self._recover(dets, xyxy, free_high, t, free_conf[det_of_track[free_conf] < 0], det_of_track)
         # 3) remaining high-score detections vs tentative tracks (seen once)
         free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou, det_of_track)
 
@@ -145,6 +156,11 @@ class ByteTracker:
         if len(matched):
             z = xyxy_to_xyah(xyxy[det_of_track[matched]])
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
+            back = matched[t.since_update[matched] > 0] if self.reupdate else matched[:0]
+            if len(back):
+                t.mean[back], t.cov[back] = self._reupdate(t, back, xyxy[det_of_track[back]])
+            t.obs[matched] = xyxy[det_of_track[matched]]
+            t.obs_mean[matched], t.obs_cov[matched] = t.mean[matched], t.cov[matched]
         if dets.embeddings is not None and len(matched):
             t.emb[matched] = blend_features(t.emb[matched], dets.embeddings[det_of_track[matched]], self.ema)
         t.since_update = np.where(hit, 0, t.since_update + 1)
@@ -196,6 +212,31 @@ class ByteTracker:
         det_of_track[trk_rows[tr]] = det_rows[d]
         return det_rows[free_d], trk_rows[free_t]
 
+    def _recover(self, dets: Detections, xyxy: np.ndarray, det_rows: np.ndarray, t: _Tracks, trk_rows: np.ndarray,
+                 det_of_track: np.ndarray) -> np.ndarray:
+        """OC-SORT's observation-centric recovery: free detections against the free
+        tracks' last matched boxes (no camera motion: an experiment, see bench/loso.py)."""
+        if len(det_rows) == 0 or len(trk_rows) == 0:
+            return det_rows
+        iou, _ = iou_and_centre_penalty(xyxy[det_rows], t.obs[trk_rows], dets.class_ids[det_rows],
+                                        t.class_ids[trk_rows], self.height_modulated)
+        d, tr, free_d, _ = match(1.0 - iou, 1.0 - self.recover_iou)
+        det_of_track[trk_rows[tr]] = det_rows[d]
+        return det_rows[free_d]
+
+    def _reupdate(self, t: _Tracks, rows: np.ndarray, new_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """OC-SORT's observation-centric re-update: from the state at the last match,
+        filter again through the gap along boxes interpolated to the new one."""
+        mean, cov = t.obs_mean[rows].copy(), t.obs_cov[rows].copy()
+        steps = t.since_update[rows] + 1  # the missed frames, then this one
+        last = t.obs[rows]
+        for j in range(1, int(steps.max()) + 1):
+            on = (steps >= j).nonzero()[0]
+            m, c = self._kf.predict(mean[on], cov[on])
+            box = last[on] + (new_xyxy[on] - last[on]) * (j / steps[on])[:, None]
+            mean[on], cov[on] = self._kf.update(m, c, xyxy_to_xyah(box))
+        return mean, cov
+
     def _initiate(self, dets: Detections, rows: np.ndarray, state: int, emb_dim: int) -> _Tracks:
         n = len(rows)
         mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
@@ -205,4 +246,4 @@ class ByteTracker:
             self._next_id += n
         emb = dets.embeddings[rows] if dets.embeddings is not None else np.zeros((n, emb_dim), np.float32)
         return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64), emb,
-                       np.ones(n, np.int64))
+                       np.ones(n, np.int64), dets.xyxy[rows].astype(np.float64), mean.copy(), cov.copy())
