@@ -12,9 +12,10 @@ beside the current defaults and beside the in-sample best, the figure a
 tuner would be tempted to report.
 
 The grid covers the choices BYTE's defaults made on these sequences
-(`min_hits` 3, DIoU's centre term, twice DeepSORT's velocity noise) and a
-lost track's lifetime in frames or in seconds of the sequence's own frame
-rate (MOT15's cameras run at 7 to 30 fps).
+(`min_hits`, DIoU's centre term, twice DeepSORT's velocity noise), a lost
+track's lifetime in frames or in seconds of the sequence's own frame rate
+(MOT15's cameras run at 7 to 30 fps), and the Kalman state: DeepSORT's
+(x, y, a, h) or BoT-SORT's (x, y, w, h).
 """
 
 from __future__ import annotations
@@ -52,12 +53,9 @@ GRID: dict[str, list[Any]] = {
     "distance_weight": [0.0, 1.0],  # DIoU's centre-distance term, off or on
     "std_velocity": [1 / 160, 1 / 80],  # DeepSORT's velocity noise, or twice it
     "track_buffer": ["30 frames", "1 s", "2 s"],
-    "reupdate": [False, True],  # OC-SORT's re-update through the gap
-    "recover_iou": [None, 0.3],  # OC-SORT's recovery on last matched boxes
-    "height_modulated": [False, True],  # Hybrid-SORT's height-modulated IoU
+    "state": ["xyah", "xywh"],  # DeepSORT's Kalman state, or BoT-SORT's
 }
-DEFAULTS = {"min_hits": 3, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "30 frames",
-            "reupdate": False, "recover_iou": None, "height_modulated": False}
+DEFAULTS = {"min_hits": 2, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "1 s", "state": "xywh"}
 
 
 def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
@@ -70,17 +68,15 @@ def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
 
 def describe(config: dict[str, Any]) -> str:
     velocity = "1/160" if config["std_velocity"] == 1 / 160 else "1/80"
-    extras = [name for name, on in (("ORU", config["reupdate"]), ("OCR", config["recover_iou"]),
-                                     ("HMIoU", config["height_modulated"])) if on]
     return (f"min_hits {config['min_hits']}, centre {'on' if config['distance_weight'] else 'off'}, "
-            f"velocity {velocity}, lost {config['track_buffer']}" + "".join(f", {e}" for e in extras))
+            f"velocity {velocity}, lost {config['track_buffer']}, {config['state']}")
 
 
 def run(root: Path, config: dict[str, Any], sequences: list[str], out: Path) -> dict[str, Scores]:
     """Track every sequence with `config` into `out` and score each (and COMBINED)."""
     for seq in sequences:
         fps = read_seqinfo(root / seq).fps or 30.0
-        track_sequences(root, lambda fps=fps: ByteTracker(**tracker_options(config, fps)), out, [seq])
+        track_sequences(root, lambda frame_rate: ByteTracker(**tracker_options(config, fps)), out, [seq])
     return evaluate_mot(root, out, sequences)
 
 

@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.mot)
     out = Path(args.out or tempfile.mkdtemp(prefix="sort_mot15_"))
-    sequences, seconds, frames = track_sequences(root, Sort, out)
+    sequences, seconds, frames = track_sequences(root, lambda frame_rate: Sort(), out)
     scores = evaluate_mot(root, out, sequences)
     original = None
     if args.original:

@@ -109,7 +109,7 @@ def peers() -> dict[str, Callable[[SequenceInfo], Any] | str]:
     """Tracker name -> factory(sequence info), or the reason it cannot run."""
     out: dict[str, Callable[[SequenceInfo], Any] | str] = {
         "segstream SORT": lambda info: Sort(),
-        "segstream BYTE": lambda info: ByteTracker(),
+        "segstream BYTE": lambda info: ByteTracker(frame_rate=info.fps),
         "segstream DeepSORT": lambda info: DeepSort(),  # motion only here: MOT15 has no frames to embed
     }
     try:
@@ -156,7 +156,7 @@ def main() -> None:
                 seconds, frames = 0.0, 0
                 for seq in sequences:  # a fresh tracker per sequence, at the sequence's frame rate
                     info = read_seqinfo(root / seq)
-                    _, s, f = track_sequences(root, lambda info=info: factory(info), out, [seq])
+                    _, s, f = track_sequences(root, lambda frame_rate, info=info: factory(info), out, [seq])
                     seconds, frames = seconds + s, frames + f
                 best_ms = min(best_ms, seconds / frames * 1000)
                 c = evaluate_mot(root, out, sequences)["COMBINED"]

@@ -28,10 +28,12 @@ class ByteConfig(BaseModel):
     high_thresh: float = Field(0.5, ge=0, le=1)
     low_thresh: float = Field(0.1, ge=0, le=1)
     new_track_thresh: float = Field(0.6, ge=0, le=1)
-    track_buffer: int = Field(30, ge=0)
-    min_hits: int = Field(3, ge=1)
+    lost_seconds: float = Field(1.0, ge=0)  # at the source's frame rate (30 when it does not say)
+    track_buffer: int | None = Field(None, ge=0)  # in frames: overrides lost_seconds
+    min_hits: int = Field(2, ge=1)
     distance_weight: float = Field(1.0, ge=0)
     std_velocity: float = Field(1.0 / 80, gt=0)
+    state: Literal["xywh", "xyah"] = "xywh"  # the Kalman state: BoT-SORT's, or DeepSORT's
 
 
 class DeepSortConfig(BaseModel):

@@ -403,7 +403,8 @@ class Pipeline:
         tracker = self._trackers.get(sid)
         if tracker is None:
             first = self.first_track_ids.get(sid)
-            tracker = self._trackers[sid] = self.make_tracker() if first is None else self.make_tracker(first_id=first)
+            rate = next((s.fps for s in self.sources if s.source_id == sid), None)
+            tracker = self._trackers[sid] = self.make_tracker(first_id=1 if first is None else first, frame_rate=rate)
         hw = (p.frame.height, p.frame.width)
         last = self._frame_hw.setdefault(sid, hw)
         if hw != last:  # a camera back at another resolution: tracks follow the picture

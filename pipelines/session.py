@@ -103,14 +103,20 @@ def make_panoptic(config: RunConfig, models: ModelSet) -> Callable[[LabelMap, De
     return lambda semantic, dets: fuse_panoptic(semantic, dets, things, stuff, min_stuff_area=min_area)
 
 
-def make_tracker_factory(config: RunConfig | TrackerConfig) -> Any:
+def make_tracker_factory(config: RunConfig | TrackerConfig) -> Callable[..., Any] | None:
+    """One tracker per stream: `factory(first_id=1, frame_rate=None)`, the
+    stream's frame rate when it states one. BYTE counts a lost track's
+    lifetime in seconds of it; SORT and DeepSORT count in frames."""
     if config.tracker == "none":
         return None
     if config.tracker == "byte":
         return partial(ByteTracker, **config.byte.model_dump())
-    if config.tracker == "deepsort":
-        return partial(DeepSort, **config.deepsort.model_dump())
-    return partial(Sort, **config.sort.model_dump())
+    cls, params = (DeepSort, config.deepsort) if config.tracker == "deepsort" else (Sort, config.sort)
+
+    def make(first_id: int = 1, frame_rate: float | None = None) -> Any:
+        return cls(**params.model_dump(), first_id=first_id)
+
+    return make
 
 
 def make_embedder(config: RunConfig, threads: int | None) -> Any:

@@ -16,7 +16,7 @@ def iou_similarity(det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarr
 
 
 def iou_and_centre_penalty(
-    det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray, height_modulated: bool = False,
+    det_xyxy: np.ndarray, trk_xyxy: np.ndarray, det_cls: np.ndarray, trk_cls: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, T) `iou_similarity` and DIoU's centre penalty, computed together to
     share the corner comparisons (the two largest costs of a BYTE update on
@@ -33,8 +33,6 @@ def iou_and_centre_penalty(
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     iou *= det_cls[:, None] == trk_cls[None, :]
-    if height_modulated:  # Hybrid-SORT's HMIoU: times the overlap of the vertical extents
-        iou *= np.maximum(lo_y2 - hi_y, 0.0) / np.maximum(hi_y2 - lo_y, 1e-6)
     dx = (a[0] + a[2]) - (b[0] + b[2])
     dy = (a[1] + a[3]) - (b[1] + b[3])
     w, h = hi_x2 - lo_x, hi_y2 - lo_y

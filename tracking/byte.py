@@ -1,11 +1,12 @@
-"""BYTE association (Zhang et al., ByteTrack 2022) on a DeepSORT-style Kalman filter.
+"""BYTE association (Zhang et al., ByteTrack 2022) on BoT-SORT's Kalman filter.
 
 Differences from SORT that keep identities through occlusions:
-- the Kalman state is (centre x, y, aspect ratio, height) with noise that
-  scales with the box height (DeepSORT's model), so far and near people are
-  predicted with fitting uncertainty;
-- tracks that lose their detection are kept "lost" for `track_buffer` frames
-  and can be re-found, instead of dying after one frame;
+- the Kalman state is (centre x, y, width, height) with noise that scales
+  with the box's width and height (BoT-SORT's model), so far and near
+  people are predicted with fitting uncertainty, and a box that widens is
+  followed;
+- tracks that lose their detection are kept "lost" for `lost_seconds` of
+  the stream's frame rate and can be re-found, instead of dying after one frame;
 - low-confidence detections are not thrown away: after high-confidence
   detections are matched, they get a second chance against the tracks still
   unmatched (occluded people often score low).
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..stream.types import Detections
 from .association import iou_and_centre_penalty, match
-from .kalman import HeightScaledKalman, scale_states, warp_states, xyah_factors, xyah_to_xyxy, xyxy_to_xyah
+from .kalman import HeightScaledKalman, WidthHeightKalman
 from .state import TrackArrays, blend_features, check_box_source, tracked_rows
 
 TENTATIVE, CONFIRMED = 0, 1
@@ -37,15 +38,12 @@ class _Tracks(TrackArrays):
     since_update: np.ndarray
     emb: np.ndarray
     hits: np.ndarray
-    obs: np.ndarray  # (N, 4) the last matched detection's box, xyxy
-    obs_mean: np.ndarray  # the Kalman state and covariance right after that match (for `reupdate`)
-    obs_cov: np.ndarray
 
     @classmethod
     def empty(cls) -> _Tracks:
         z = np.zeros(0, np.int64)
         return cls(np.zeros((0, 8)), np.zeros((0, 8, 8)), z, z.copy(), z.copy(), z.copy(), np.zeros((0, 0), np.float32),
-                   z.copy(), np.zeros((0, 4)), np.zeros((0, 8)), np.zeros((0, 8, 8)))
+                   z.copy())
 
 
 
@@ -57,15 +55,21 @@ class ByteTracker:
     - `new_track_thresh`: minimum score to start a track.
     - `match_iou`, `low_match_iou`, `tentative_match_iou`: minimum IoU (times
       the detection score in the first pass) for each pass.
-    - `track_buffer`: frames a lost track can be re-found.
+    - `lost_seconds`: how long a lost track can be re-found, at `frame_rate`
+      frames a second (30 when the stream does not say); `track_buffer`, in
+      frames, overrides it.
     - `box`: "kalman" reports the filtered box, "detection" the matched one.
     - `min_hits`: consecutive matches before a new track is reported (after
       the first frame); `distance_weight`: weight of DIoU's centre-distance
       term added to 1 - IoU; `std_velocity`: the Kalman velocity noise.
-    Thresholds, match IoUs and the buffer are ByteTrack's published values
-    (0.5 / 0.1 / 0.6, match distances 0.8 / 0.5 / 0.7 as IoU 0.2 / 0.5 / 0.3,
-    buffer 30). `min_hits` 3 (SORT's), the distance term and velocity noise
-    1/80 are ours: on MOT15 they raise HOTA 41.5 -> 42.9 and IDF1 54.3 -> 57.3.
+    - `state`: "xywh" (BoT-SORT's Kalman state) or "xyah" (DeepSORT's).
+    Thresholds, match IoUs, `min_hits` 2 (a track is reported from its second
+    frame) and 1 s of lost track (ByteTrack's 30 frames at 30 fps, scaled by
+    the frame rate) are ByteTrack's published values (0.5 / 0.1 / 0.6, match
+    distances 0.8 / 0.5 / 0.7 as IoU 0.2 / 0.5 / 0.3). The (x, y, w, h) state,
+    DIoU's centre term and velocity noise 1/80 were each chosen
+    leave-one-sequence-out on MOT15, in all 8 folds (bench/loso.py,
+    docs/benchmarks.md), as was `min_hits` 2.
     The returned detections are rows of the input with `track_ids` set.
     """
 
@@ -77,21 +81,20 @@ class ByteTracker:
         match_iou: float = 0.2,
         low_match_iou: float = 0.5,
         tentative_match_iou: float = 0.3,
-        track_buffer: int = 30,
+        track_buffer: int | None = None,
+        lost_seconds: float = 1.0,
+        frame_rate: float | None = None,
+        state: str = "xywh",
         box: str = "kalman",
         appearance_thresh: float = 0.25,
         ema: float = 0.9,
-        min_hits: int = 3,
+        min_hits: int = 2,
         distance_weight: float = 1.0,
         std_velocity: float = 1.0 / 80,
         first_id: int = 1,
-        reupdate: bool = False,
-        recover_iou: float | None = None,
-        height_modulated: bool = False,
     ) -> None:
-        self.reupdate = reupdate
-        self.recover_iou = recover_iou
-        self.height_modulated = height_modulated
+        if state not in ("xyah", "xywh"):
+            raise ValueError(f"state must be 'xyah' or 'xywh', got {state!r}")
         self.min_hits = min_hits
         self.distance_weight = distance_weight
         self.box = check_box_source(box)
@@ -103,9 +106,9 @@ class ByteTracker:
         self.match_iou = match_iou
         self.low_match_iou = low_match_iou
         self.tentative_match_iou = tentative_match_iou
-        self.track_buffer = track_buffer
+        self.track_buffer = track_buffer if track_buffer is not None else round(lost_seconds * (frame_rate or 30.0))
         self.frame_count = 0
-        self._kf = HeightScaledKalman(std_velocity=std_velocity)
+        self._kf = (WidthHeightKalman if state == "xywh" else HeightScaledKalman)(std_velocity=std_velocity)
         self._tracks = _Tracks.empty()
         self._next_id = first_id
 
@@ -113,7 +116,7 @@ class ByteTracker:
         """The source's picture was resized (a camera back at another resolution):
         move every track with it, so ids carry on instead of all tracks being lost."""
         t = self._tracks
-        t.mean, t.cov = scale_states(t.mean, t.cov, xyah_factors(sx, sy))
+        t.mean, t.cov = self._kf.rescale(t.mean, t.cov, sx, sy)
 
     def update(self, dets: Detections, warp: np.ndarray | None = None) -> Detections:
         """`warp` (2x3, previous frame -> this frame, from tracking.cmc) moves
@@ -125,14 +128,14 @@ class ByteTracker:
         if len(t):
             t.mean, t.cov = self._kf.predict(t.mean, t.cov)
             if warp is not None:
-                t.mean, t.cov = warp_states(t.mean, t.cov, warp)
+                t.mean, t.cov = self._kf.warp(t.mean, t.cov, warp)
         det_of_track = np.full(len(t), -1, dtype=np.int64)
         xyxy = dets.xyxy.astype(np.float64)
         # One IoU and one distance matrix for all detections x all tracks; each pass slices them.
         iou = pen = None
         if len(t) and len(dets):
-            boxes = xyah_to_xyxy(t.mean)
-            iou, pen = iou_and_centre_penalty(xyxy, boxes, dets.class_ids, t.class_ids, self.height_modulated)
+            boxes = self._kf.boxes(t.mean)
+            iou, pen = iou_and_centre_penalty(xyxy, boxes, dets.class_ids, t.class_ids)
             pen *= self.distance_weight
 
         high = (dets.scores >= self.high_thresh).nonzero()[0]
@@ -146,21 +149,14 @@ class ByteTracker:
         # 2) low-score detections vs confirmed tracks still unmatched that were seen last frame
         recent = free_conf[t.since_update[free_conf] <= 1]
         self._associate(dets, low, t, iou, pen, recent, self.low_match_iou, det_of_track)
-        if self.recover_iou is not None:
-            free_high = self._recover(dets, xyxy, free_high, t, free_conf[det_of_track[free_conf] < 0], det_of_track)
         # 3) remaining high-score detections vs tentative tracks (seen once)
         free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou, det_of_track)
 
         hit = det_of_track >= 0
         matched = hit.nonzero()[0]
         if len(matched):
-            z = xyxy_to_xyah(xyxy[det_of_track[matched]])
+            z = self._kf.measure(xyxy[det_of_track[matched]])
             t.mean[matched], t.cov[matched] = self._kf.update(t.mean[matched], t.cov[matched], z)
-            back = matched[t.since_update[matched] > 0] if self.reupdate else matched[:0]
-            if len(back):
-                t.mean[back], t.cov[back] = self._reupdate(t, back, xyxy[det_of_track[back]])
-            t.obs[matched] = xyxy[det_of_track[matched]]
-            t.obs_mean[matched], t.obs_cov[matched] = t.mean[matched], t.cov[matched]
         if dets.embeddings is not None and len(matched):
             t.emb[matched] = blend_features(t.emb[matched], dets.embeddings[det_of_track[matched]], self.ema)
         t.since_update = np.where(hit, 0, t.since_update + 1)
@@ -187,7 +183,7 @@ class ByteTracker:
             t = t.append(born)
         self._tracks = t
 
-        return tracked_rows(dets, rows, ids, means, self.box)
+        return tracked_rows(dets, rows, ids, self._kf.boxes(means), self.box)
 
     def _associate(
         self, dets: Detections, det_rows: np.ndarray, t: _Tracks, iou: np.ndarray | None, pen: np.ndarray | None,
@@ -212,38 +208,13 @@ class ByteTracker:
         det_of_track[trk_rows[tr]] = det_rows[d]
         return det_rows[free_d], trk_rows[free_t]
 
-    def _recover(self, dets: Detections, xyxy: np.ndarray, det_rows: np.ndarray, t: _Tracks, trk_rows: np.ndarray,
-                 det_of_track: np.ndarray) -> np.ndarray:
-        """OC-SORT's observation-centric recovery: free detections against the free
-        tracks' last matched boxes (no camera motion: an experiment, see bench/loso.py)."""
-        if len(det_rows) == 0 or len(trk_rows) == 0:
-            return det_rows
-        iou, _ = iou_and_centre_penalty(xyxy[det_rows], t.obs[trk_rows], dets.class_ids[det_rows],
-                                        t.class_ids[trk_rows], self.height_modulated)
-        d, tr, free_d, _ = match(1.0 - iou, 1.0 - self.recover_iou)
-        det_of_track[trk_rows[tr]] = det_rows[d]
-        return det_rows[free_d]
-
-    def _reupdate(self, t: _Tracks, rows: np.ndarray, new_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """OC-SORT's observation-centric re-update: from the state at the last match,
-        filter again through the gap along boxes interpolated to the new one."""
-        mean, cov = t.obs_mean[rows].copy(), t.obs_cov[rows].copy()
-        steps = t.since_update[rows] + 1  # the missed frames, then this one
-        last = t.obs[rows]
-        for j in range(1, int(steps.max()) + 1):
-            on = (steps >= j).nonzero()[0]
-            m, c = self._kf.predict(mean[on], cov[on])
-            box = last[on] + (new_xyxy[on] - last[on]) * (j / steps[on])[:, None]
-            mean[on], cov[on] = self._kf.update(m, c, xyxy_to_xyah(box))
-        return mean, cov
-
     def _initiate(self, dets: Detections, rows: np.ndarray, state: int, emb_dim: int) -> _Tracks:
         n = len(rows)
-        mean, cov = self._kf.initiate(xyxy_to_xyah(dets.xyxy[rows].astype(np.float64)))
+        mean, cov = self._kf.initiate(self._kf.measure(dets.xyxy[rows].astype(np.float64)))
         ids = np.zeros(n, np.int64)
         if state == CONFIRMED:
             ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
             self._next_id += n
         emb = dets.embeddings[rows] if dets.embeddings is not None else np.zeros((n, emb_dim), np.float32)
         return _Tracks(mean, cov, ids, dets.class_ids[rows].astype(np.int64), np.full(n, state), np.zeros(n, np.int64), emb,
-                       np.ones(n, np.int64), dets.xyxy[rows].astype(np.float64), mean.copy(), cov.copy())
+                       np.ones(n, np.int64))

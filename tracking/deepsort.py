@@ -190,7 +190,7 @@ class DeepSort:
             t = t.append(born)
         self._tracks = t
 
-        return tracked_rows(dets, rows, ids, means, self.box)
+        return tracked_rows(dets, rows, ids, xyah_to_xyxy(means), self.box)
 
     def _remember(self, t: _Tracks, rows: np.ndarray, features: np.ndarray) -> None:
         """Store each matched track's new feature in its gallery, over the oldest

@@ -75,6 +75,25 @@ class HeightScaledKalman:
         self._r_floor = np.array([0.0, 0.0, 1e-1, 0.0])
         self._diag4, self._diag8 = np.arange(4), np.arange(8)
 
+    # The state's layout: how boxes become measurements and states become boxes,
+    # and how states follow a resized or moving picture. Trackers go through these,
+    # so they work with either filter.
+    @staticmethod
+    def measure(xyxy: np.ndarray) -> np.ndarray:
+        return xyxy_to_xyah(xyxy)
+
+    @staticmethod
+    def boxes(mean: np.ndarray) -> np.ndarray:
+        return xyah_to_xyxy(mean)
+
+    @staticmethod
+    def rescale(mean: np.ndarray, cov: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+        return scale_states(mean, cov, xyah_factors(sx, sy))
+
+    @staticmethod
+    def warp(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return warp_states(mean, cov, warp)
+
     def _var(self, h: np.ndarray) -> np.ndarray:
         """(N, 8) process noise variances for states of height h (one broadcast)."""
         return (h[:, None] * self._scale + self._floor) ** 2
@@ -132,6 +151,68 @@ class HeightScaledKalman:
         return np.einsum("tdi,tij,tdj->td", diff, np.linalg.inv(s), diff)
 
 
+class WidthHeightKalman(HeightScaledKalman):
+    """Constant velocity on (x, y, w, h), BoT-SORT's state: noise on x and w
+    scales with the width, on y and h with the height (DeepSORT scales all by
+    the height and keeps the aspect ratio nearly fixed), so a box that widens
+    (arms out, a turn, partial occlusion) is followed instead of resisted.
+    Same interface as `HeightScaledKalman`."""
+
+    _SIZE = [2, 3, 2, 3, 2, 3, 2, 3]  # the state's reference size per component: w or h
+
+    def __init__(self, std_position: float = STD_POSITION, std_velocity: float = STD_VELOCITY) -> None:
+        super().__init__(std_position, std_velocity)
+        p, v = std_position, std_velocity
+        self._scale = np.array([p, p, p, p, v, v, v, v])
+        self._r_scale = np.array([p, p, p, p])
+
+    @staticmethod
+    def measure(xyxy: np.ndarray) -> np.ndarray:
+        return xyxy_to_xywh(xyxy)
+
+    @staticmethod
+    def boxes(mean: np.ndarray) -> np.ndarray:
+        return xywh_to_xyxy(mean)
+
+    @staticmethod
+    def rescale(mean: np.ndarray, cov: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+        return scale_states(mean, cov, np.array([sx, sy, sx, sy] * 2))
+
+    @staticmethod
+    def warp(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rot = warp[:, :2]
+        scale = float(np.sqrt(abs(np.linalg.det(rot))))
+        block = np.eye(4)
+        block[:2, :2] = rot
+        block[2, 2] = block[3, 3] = scale
+        T = np.kron(np.eye(2), block)
+        mean = mean @ T.T
+        mean[:, :2] += warp[:, 2]
+        return mean, T @ cov @ T.T
+
+    def _sizes(self, values: np.ndarray) -> np.ndarray:
+        return values[:, self._SIZE]
+
+    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.concatenate([z, np.zeros((len(z), 4))], axis=1)
+        return mean, _diag((self._sizes(mean) * self._scale * self._initial) ** 2)
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        noise = (self._sizes(mean) * self._scale) ** 2
+        mean = mean.copy()
+        mean[:, :4] += mean[:, 4:]
+        cov = cov.copy()
+        cov[:, :4, :] += cov[:, 4:, :]
+        cov[:, :, :4] += cov[:, :, 4:]
+        cov[:, self._diag8, self._diag8] += noise
+        return mean, cov
+
+    def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = cov[:, :4, :4].copy()
+        s[:, self._diag4, self._diag4] += (self._sizes(mean)[:, :4] * self._r_scale) ** 2
+        return mean[:, :4], s
+
+
 def diagonal_or_none(s: np.ndarray) -> np.ndarray | None:
     """The (N, d) diagonals of N (d, d) innovation covariances when every one is
     diagonal (each coordinate with its own velocity: always, unless a camera
@@ -182,6 +263,23 @@ def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
     out[:, :2] = xyxy[:, 0:2] + wh / 2
     out[:, 2] = wh[:, 0] / np.maximum(wh[:, 1], 1e-6)
     out[:, 3] = wh[:, 1]
+    return out
+
+
+def xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
+    """Corners -> (centre x, centre y, width, height)."""
+    out = np.empty((len(xyxy), 4))
+    wh = xyxy[:, 2:4] - xyxy[:, 0:2]
+    out[:, :2] = xyxy[:, 0:2] + wh / 2
+    out[:, 2:] = wh
+    return out
+
+
+def xywh_to_xyxy(x: np.ndarray) -> np.ndarray:
+    """(centre x, centre y, width, height) -> corners."""
+    out = np.empty((len(x), 4))
+    out[:, :2] = x[:, :2] - x[:, 2:4] / 2
+    out[:, 2:] = x[:, :2] + x[:, 2:4] / 2
     return out
 
 

@@ -76,14 +76,16 @@ def track_sequences(
     root: str | Path, make_tracker: Callable[[], Any], out_dir: str | Path, sequences: list[str] | None = None
 ) -> tuple[list[str], float, int]:
     """Run a fresh tracker over each sequence's detections and write
-    `<out_dir>/<seq>.txt`. Returns (sequences, seconds spent in `update`, frames)."""
+    `<out_dir>/<seq>.txt`. `make_tracker(frame_rate=...)` gets the frame rate
+    of `seqinfo.ini` (None where it has none). Returns (sequences, seconds
+    spent in `update`, frames)."""
     root, out_dir = Path(root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sequences = sequences or mot_sequences(root)
     seconds, frames = 0.0, 0
     for seq in sequences:
         info = read_seqinfo(root / seq)
-        tracker, lines = make_tracker(), []
+        tracker, lines = make_tracker(frame_rate=info.fps), []
         for i, dets in enumerate(read_detections(root / seq / "det" / "det.txt", info.length)):
             t = time.perf_counter()
             tracked = tracker.update(dets)

@@ -8,7 +8,6 @@ from typing import TypeVar
 import numpy as np
 
 from ..stream.types import Detections
-from .kalman import xyah_to_xyxy
 
 T = TypeVar("T", bound="TrackArrays")
 
@@ -49,9 +48,9 @@ def check_box_source(box: str) -> str:
     return box
 
 
-def tracked_rows(dets: Detections, rows: np.ndarray, ids: np.ndarray, xyah: np.ndarray, box: str) -> Detections:
+def tracked_rows(dets: Detections, rows: np.ndarray, ids: np.ndarray, filtered: np.ndarray, box: str) -> Detections:
     """The tracker's output: detection `rows` (in detection order) with their
-    track `ids`, and the Kalman boxes (`xyah` states) when `box` is "kalman"
+    track `ids`, and the Kalman boxes (`filtered`, xyxy) when `box` is "kalman"
     (the detector's then kept as `detected_xyxy`).
     Masks, keypoints and embeddings come with the rows, never copied twice."""
     order = np.argsort(rows)
@@ -59,5 +58,5 @@ def tracked_rows(dets: Detections, rows: np.ndarray, ids: np.ndarray, xyah: np.n
     out.track_ids = ids[order]  # `out` is a new object: set the column without revalidating
     if box == "kalman":
         out.detected_xyxy = out.xyxy  # what the masks and keypoints belong to
-        out.xyxy = xyah_to_xyxy(xyah[order]).astype(np.float32)
+        out.xyxy = filtered[order].astype(np.float32)
     return out

@@ -2,7 +2,14 @@
 explicit settings win, and a GPU backend gets one frame at a time."""
 
 from segstream.pipelines.config import RunConfig
-from segstream.pipelines.session import InferenceLayout, inference_layout, serial_layout, unique_source_ids
+from segstream.pipelines.session import (
+    InferenceLayout,
+    build_pipeline,
+    inference_layout,
+    make_tracker_factory,
+    serial_layout,
+    unique_source_ids,
+)
 
 
 def test_layout_policy():
@@ -27,3 +34,13 @@ def test_a_gpu_backend_gets_one_frame_at_a_time(caplog):
 def test_unique_source_ids():
     assert unique_source_ids(["a/cam.mp4", "b/cam.mp4", "0", "rtsp://camera.local:554/live"]) == [
         "cam", "cam-2", "cam0", "camera.local_live"]
+
+
+def test_each_sources_tracker_counts_lost_time_at_that_sources_frame_rate(video, seg_model):
+    """BYTE's second is 10 frames of the 10 fps sample video; SORT and DeepSORT count frames."""
+    config = RunConfig(source=[str(video)], model=[str(seg_model)], tracker="byte", max_frames=2, progress=False)
+    pipeline, _ = build_pipeline(config)
+    pipeline.run()
+    assert pipeline._trackers["vtest"].track_buffer == 10
+    factory = make_tracker_factory(RunConfig(source=["a.mp4"], model=["m.onnx"], tracker="deepsort"))
+    assert factory(first_id=5, frame_rate=7).max_age == 30

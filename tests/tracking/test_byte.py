@@ -10,7 +10,7 @@ from filterpy.kalman import KalmanFilter as FilterpyKF
 from segstream.stream.types import Detections
 from segstream.tracking.byte import ByteTracker
 from segstream.tracking.evaluation import evaluate_mot
-from segstream.tracking.kalman import HeightScaledKalman, xyxy_to_xyah
+from segstream.tracking.kalman import HeightScaledKalman, WidthHeightKalman, xyxy_to_xyah, xyxy_to_xywh
 from segstream.tracking.mot import track_sequences
 
 
@@ -33,9 +33,23 @@ def test_lost_tracks_expire_and_ids_are_not_reused():
         tracker.update(person(100))
     for _ in range(4):
         tracker.update(Detections.empty())
-    tracker.update(person(100))  # a new track after frame 1: tentative for min_hits (3) frames
-    tracker.update(person(100))
+    tracker.update(person(100))  # a new track after frame 1: tentative for min_hits (2) frames
     assert tracker.update(person(100)).track_ids.tolist() == [2]
+
+
+@pytest.mark.parametrize("frame_rate, kept", [(7, 7), (30, 30), (None, 30)])
+def test_a_lost_track_is_kept_for_seconds_of_the_streams_frame_rate(frame_rate, kept):
+    """A second at a 7 fps camera is 7 frames, at 30 fps 30 (and 30 fps is assumed
+    where the stream states no rate): a person hidden for a second keeps their id
+    at both rates, and a track is dropped after the same time on either camera."""
+    for gap, same_id in ((kept, True), (kept + 1, False)):
+        tracker = ByteTracker(frame_rate=frame_rate)
+        for t in range(3):
+            tracker.update(person(100))
+        for _ in range(gap):
+            tracker.update(Detections.empty())
+        found = tracker.update(person(100)).track_ids.tolist()
+        assert found == ([1] if same_id else [])  # a new track is tentative for min_hits frames
 
 
 def test_low_score_detections_continue_but_never_start_tracks():
@@ -107,3 +121,28 @@ def test_appearance_keeps_identity_when_two_people_cross():
         out = tracker.update(dets)
         ids.append(dict(zip(out.embeddings[:, 0].tolist(), out.track_ids.tolist())))
     assert ids[0] == ids[-1]  # red kept its id, blue kept its id
+
+
+def test_width_height_kalman_matches_filterpy_with_bot_sorts_noise():
+    """BoT-SORT's KalmanFilterXYWH written out: x and w noise scale with the width, y and h with the height."""
+    kf = WidthHeightKalman()
+    z0 = xyxy_to_xywh(np.array([[100.0, 100, 140, 220]]))
+    mean, cov = kf.initiate(z0)
+    w0, h0 = z0[0, 2], z0[0, 3]
+    initial = np.array([2 * w0 / 20, 2 * h0 / 20, 2 * w0 / 20, 2 * h0 / 20,
+                        10 * w0 / 160, 10 * h0 / 160, 10 * w0 / 160, 10 * h0 / 160]) ** 2
+    np.testing.assert_allclose(np.diag(cov[0]), initial)
+    ref = FilterpyKF(dim_x=8, dim_z=4)
+    ref.x, ref.P, ref.F, ref.H = mean[0][:, None].copy(), cov[0].copy(), kf.F.copy(), kf.H.copy()
+    for step in range(10):
+        w, h = ref.x[2, 0], ref.x[3, 0]
+        ref.Q = np.diag(np.array([w / 20, h / 20, w / 20, h / 20, w / 160, h / 160, w / 160, h / 160]) ** 2)
+        ref.predict()
+        mean, cov = kf.predict(mean, cov)
+        z = z0 + [[3.0 * (step + 1), 0, 1.5 * step, 0.5 * step]]
+        w, h = ref.x[2, 0], ref.x[3, 0]
+        ref.R = np.diag(np.array([w / 20, h / 20, w / 20, h / 20]) ** 2)
+        ref.update(z[0][:, None])
+        mean, cov = kf.update(mean, cov, z)
+        np.testing.assert_allclose(mean[0], ref.x[:, 0], rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(kf.boxes(kf.measure(np.array([[1.0, 2, 5, 10]]))), [[1.0, 2, 5, 10]])

@@ -78,7 +78,7 @@ SORT_MOTA = {"TUD-Campus": 62.7, "ETH-Sunnyday": 59.1, "KITTI-17": 60.2}
 @pytest.mark.slow
 def test_reproduces_original_sort_on_mot15(mot_root):
     with tempfile.TemporaryDirectory() as out:
-        sequences, _, _ = track_sequences(mot_root, Sort, out)
+        sequences, _, _ = track_sequences(mot_root, lambda frame_rate: Sort(), out)
         scores = evaluate_mot(mot_root, out, sequences)
     for seq, mota in SORT_MOTA.items():
         assert abs(scores[seq].mota - mota) <= 1.0, f"{seq}: MOTA {scores[seq].mota:.1f} vs {mota}"
