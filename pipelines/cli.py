@@ -27,13 +27,15 @@ from ..engines.runtimes.engine_cache import BuildOptions, ShapeProfile
 from ..engines.runtimes.registry import choose_backend, load_backend
 from ..engines.runtimes.tensorrt import ensure_engine, options_for_model
 from ..stream.errors import ModelError, SegstreamError, SourceError
+from ..stream.publisher import Publisher
 from ..stream.security import create_keys
 from ..stream.subscriber import Subscriber
 from ..stream.wire import WireError
 from ..tracking.evaluation import evaluate_mot
 from ..tracking.mot import mot_sequences, track_sequences
 from .config import BuildFileConfig, RunConfig, TrackerConfig, load_config
-from .run import run_config
+from .replay import replay
+from .run import on_stop_signals, run_config
 from .session import make_tracker_factory, semantic_config
 
 log = logging.getLogger("segstream")
@@ -66,8 +68,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", help="write an annotated video (.mp4)")
     p.add_argument("--trails", type=int, help="in --save, draw each track's path over its last N frames (default 0: none)")
     p.add_argument("--export", help="write tracks: .txt (MOTChallenge) or .jsonl (one message per frame)")
+    p.add_argument("--record", help="record the run to an MCAP file (.mcap): frames, annotations and messages, "
+                   "for Foxglove, for `--source FILE.mcap` (run again) and `segstream replay`")
+    p.add_argument("--show", action="store_true", default=None,
+                   help="show the annotated frames in a window (sources tiled; q or closing it ends the run)")
     p.add_argument("--segment-minutes", type=float, dest="segment_minutes",
-                   help="cut --save and --export into parts of this many minutes (live: named by UTC start time)")
+                   help="cut --save, --export and --record into parts of this many minutes (live: named by UTC start time)")
     p.add_argument("--max-frames", type=int, dest="max_frames", help="stop each source after N frames")
     p.add_argument("--realtime", action="store_true", default=None, help="pace files at their FPS, dropping when behind")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], dest="rtsp_transport", help="RTSP transport (default tcp)")
@@ -146,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(keys)
     keys.set_defaults(func=cmd_keys)
     subscribe.set_defaults(func=cmd_subscribe)
+
+    replay_cmd = sub.add_parser("replay", help="publish a recorded run's messages again (segstream run --record)")
+    replay_cmd.add_argument("recording", help="an MCAP file written by `segstream run --record`")
+    replay_cmd.add_argument("--publish", required=True, help="ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555")
+    replay_cmd.add_argument("--fast", action="store_true", help="as fast as possible, not at the recorded pace")
+    replay_cmd.add_argument("--wait", type=float, default=0.0,
+                            help="first wait up to this many seconds for a subscriber (what is published before "
+                                 "one joins is lost)")
+    _common(replay_cmd)
+    replay_cmd.set_defaults(func=cmd_replay)
 
     evaluate = sub.add_parser("eval", help="track MOTChallenge detections and score them with TrackEval")
     evaluate.add_argument("--gt", required=True, help="MOTChallenge-layout folder: <seq>/det/det.txt, gt/gt.txt, seqinfo.ini")
@@ -227,7 +243,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "segment_minutes",
+    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "record", "show", "segment_minutes",
             "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
@@ -259,6 +275,16 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
             sys.stdout.flush()
             received += 1
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if not Path(args.recording).is_file():
+        raise SourceError(f"no such file: {args.recording} (record one with `segstream run --record FILE.mcap`)")
+    stop = threading.Event()
+    with Publisher(args.publish) as publisher, on_stop_signals(stop.set, "stopping"):
+        count = replay(args.recording, publisher, fast=args.fast, wait_s=args.wait, stop=stop)
+    print(f"replayed {count} messages from {args.recording} on {args.publish}")
     return 0
 
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..stream.errors import ConfigError
+from ..stream.recorded import MCAP_SUFFIX, RecordingError, expand_recordings
 from ..stream.sources import local_path
 
 
@@ -99,6 +100,8 @@ class RunConfig(BaseModel):
     save: str | None = None
     trails: int = Field(0, ge=0)  # --save draws each track's last N positions (0: none)
     export: str | None = None
+    record: str | None = None  # an MCAP file: frames, annotations and messages (Foxglove; runs again as a source)
+    show: bool = False  # a window with the annotated frames
     segment_minutes: float | None = Field(None, gt=0)  # cut --save and --export into parts this long
     max_frames: int | None = Field(None, ge=1)
     realtime: bool = False
@@ -165,7 +168,26 @@ class RunConfig(BaseModel):
     def _sources_are_named(cls, value: list[str]) -> list[str]:
         if any(not spec.strip() for spec in value):
             raise ValueError("an empty source; give a video file, image folder, webcam index or stream URL")
+        try:
+            return expand_recordings(value)  # a recording of several cameras runs each of them again
+        except RecordingError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator("record")
+    @classmethod
+    def _record_format(cls, value: str | None) -> str | None:
+        if value is not None and Path(value).suffix.lower() != MCAP_SUFFIX:
+            raise ValueError(f"must end in {MCAP_SUFFIX} (an MCAP file, which Foxglove and ROS 2 tools open)")
         return value
+
+    @model_validator(mode="after")
+    def _record_in_one_process(self) -> RunConfig:
+        if self.record and self.workers != 1:
+            raise ValueError("record: not with workers (each process would need the others' frames); "
+                             "record with one process")
+        if self.show and self.workers != 1:
+            raise ValueError("show: not with workers yet; show with one process, or use --save")
+        return self
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -32,7 +32,9 @@ from ..tracking.cmc import CameraMotion
 from ..tracking.deepsort import DeepSort
 from ..tracking.sort import Sort
 from .config import BuildFileConfig, RunConfig, TrackerConfig
+from .recording import McapSink
 from .runner import Pipeline
+from .show import ShowSink, check_display
 from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source, segmented
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ def build_pipeline(
 ) -> tuple[Pipeline, Any]:
     """The pipeline for `config`, and its progress bar (or None). `on_frame(frame,
     detections)` sees every published frame; `share` is given in a worker process."""
+    if config.show:
+        check_display()  # before anything starts: without a display Qt would abort at the first frame
     ids = list(share.source_ids) if share else unique_source_ids(config.source)
     names = list(share.run_source_ids) if share else ids
     restart = share.restart if share else 0
@@ -199,6 +203,14 @@ def build_pipeline(
                     part, fps[sid], models.class_names, live=live[sid], trails=config.trails))
 
             sinks.append(per_source(config.save, list(live), video, names))
+        if config.record:
+            sinks.append(segmented(config.record, segment_s, any(live.values()),
+                                   lambda part: McapSink(part, names, models.class_names)))
+            undo.callback(sinks[-1].close)
+        window = ShowSink(ids, models.class_names, config.trails) if config.show else None
+        if window is not None:
+            sinks.append(window)
+            undo.callback(window.close)
         progress = _progress_bar(sources, config.max_frames) if show_progress else None
         pipeline = Pipeline(
             sources, models, make_tracker_factory(config), sinks, config.queue_size, config.max_frames,
@@ -212,6 +224,8 @@ def build_pipeline(
             live_in_flight=config.live_in_flight,
             first_track_ids=share.first_track_ids if share else None,
         )
+        if window is not None:
+            window.on_quit = pipeline.stop  # `q` or closing the window ends the run as Ctrl-C does
         pipeline.stats.setup = describe_run(config, models, layout.workers, layout.threads)
         undo.pop_all()
     return pipeline, progress

@@ -498,6 +498,11 @@ def open_source(
     if path.is_dir():
         files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFolderSource(files, source_id, spec)
+    from .recorded import MCAP_SUFFIX, McapSource, split_spec  # here: recorded.py builds on this module
+
+    recording, _ = split_spec(spec)
+    if recording.lower().endswith(MCAP_SUFFIX) and Path(recording).is_file():
+        return McapSource(spec, source_id, realtime)
     if not path.exists():
         raise SourceError(f"no such file: {spec} (give a video file, image folder, glob, webcam index or stream URL)")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -564,7 +569,25 @@ def default_source_id(spec: str) -> str:
     elif kind == "stream":
         parsed = stream_url(spec)
         raw = (parsed.hostname or "") + parsed.path
+    elif (recorded := _recorded_id(spec)) is not None:
+        raw = recorded  # a recording runs again under the id it was recorded with
     else:
         raw = Path(spec.rstrip("/*")).stem or "source"
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw).strip("_")
     return cleaned or "source"
+
+
+def _recorded_id(spec: str) -> str | None:
+    """The source a recording spec (`run.mcap`, `run.mcap#cam0`) names, if it names one."""
+    from .recorded import MCAP_SUFFIX, RecordingError, recorded_sources, split_spec
+
+    path, chosen = split_spec(spec)
+    if not path.lower().endswith(MCAP_SUFFIX):
+        return None
+    if chosen is not None:
+        return chosen
+    try:
+        ids = recorded_sources(path)
+    except (RecordingError, OSError):
+        return None  # opening it says what is wrong
+    return ids[0] if len(ids) == 1 else None
