@@ -72,6 +72,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "for Foxglove, for `--source FILE.mcap` (run again) and `segstream replay`")
     p.add_argument("--show", action="store_true", default=None,
                    help="show the annotated frames in a window (sources tiled; q or closing it ends the run)")
+    p.add_argument("--view", metavar="[HOST:]PORT",
+                   help="a live view in the browser at http://HOST:PORT/ (loopback unless HOST is given): each "
+                        "source's annotated picture, FPS, latency, counts and state")
     p.add_argument("--segment-minutes", type=float, dest="segment_minutes",
                    help="cut --save, --export and --record into parts of this many minutes (live: named by UTC start time)")
     p.add_argument("--max-frames", type=int, dest="max_frames", help="stop each source after N frames")
@@ -243,7 +246,7 @@ def _quiet_native_logs() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "record", "show", "segment_minutes",
+    keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "record", "show", "view", "segment_minutes",
             "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..stream.errors import ConfigError
 from ..stream.recorded import MCAP_SUFFIX, RecordingError, expand_recordings
 from ..stream.sources import local_path
+from .view import parse_view
 
 
 class SortConfig(BaseModel):
@@ -102,6 +103,7 @@ class RunConfig(BaseModel):
     export: str | None = None
     record: str | None = None  # an MCAP file: frames, annotations and messages (Foxglove; runs again as a source)
     show: bool = False  # a window with the annotated frames
+    view: str | None = None  # [HOST:]PORT of a live view in the browser (loopback unless a host is given)
     segment_minutes: float | None = Field(None, gt=0)  # cut --save and --export into parts this long
     max_frames: int | None = Field(None, ge=1)
     realtime: bool = False
@@ -180,6 +182,13 @@ class RunConfig(BaseModel):
             raise ValueError(f"must end in {MCAP_SUFFIX} (an MCAP file, which Foxglove and ROS 2 tools open)")
         return value
 
+    @field_validator("view")
+    @classmethod
+    def _view_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_view(value)
+        return value
+
     @model_validator(mode="after")
     def _record_in_one_process(self) -> RunConfig:
         if self.record and self.workers != 1:
@@ -187,6 +196,8 @@ class RunConfig(BaseModel):
                              "record with one process")
         if self.show and self.workers != 1:
             raise ValueError("show: not with workers yet; show with one process, or use --save")
+        if self.view and self.workers != 1:
+            raise ValueError("view: not with workers yet; view with one process, or use --save")
         return self
 
     @field_validator("workers", mode="before")

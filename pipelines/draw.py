@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import collections
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -102,10 +103,13 @@ class Trails:
 def annotate(
     image: np.ndarray, dets: Detections, class_names: Sequence[str], alpha: float = 0.45,
     labels: np.ndarray | None = None, trails: dict[int, np.ndarray] | None = None,
+    legend: Sequence[tuple[str, tuple[int, int, int]]] | None = None,
 ) -> np.ndarray:
     """A new image with the detections drawn on a copy of `image`; `labels`, a
-    semantic or panoptic map of the frame, is tinted underneath them, and
-    `trails` (track id -> points, from `Trails`) are drawn under the boxes."""
+    semantic or panoptic map of the frame, is tinted underneath them (with
+    `legend`, from `legend_entries`, saying what the tints are), and
+    `trails` (track id -> points, from `Trails`) are drawn under the boxes.
+    Labels sit on plates that stay inside the frame and off each other."""
     out = image.copy()
     if labels is not None and labels.shape == out.shape[:2]:
         tint_labels(out, labels)
@@ -131,28 +135,119 @@ def annotate(
                     cv2.line(out, tuple(pts[a]), tuple(pts[b]), color, 2, cv2.LINE_AA)
             for p in pts[visible]:
                 cv2.circle(out, tuple(p), 3, (255, 255, 255), -1, cv2.LINE_AA)
-    for i, (box, color) in enumerate(zip(boxes, colors)):  # last: labels on top of everything
+    texts = []
+    for i in range(len(boxes)):
         name = class_names[dets.class_ids[i]] if dets.class_ids[i] < len(class_names) else str(dets.class_ids[i])
-        label = f"#{keys[i]} {name}" if dets.track_ids is not None else f"{name} {dets.scores[i]:.2f}"
-        draw_label(out, label, box, color)
+        texts.append(f"#{keys[i]} {name}" if dets.track_ids is not None else f"{name} {dets.scores[i]:.2f}")
+    style = TextStyle.for_frame(out.shape[:2])
+    plates = place_labels(boxes, [style.plate_size(t) for t in texts], out.shape[:2])
+    for text, corner, color in zip(texts, plates, colors):  # last: labels on top of everything
+        draw_plate(out, text, corner, color, style)
+    if legend:
+        draw_legend(out, legend, style)
     return out
 
 
-def draw_label(image: np.ndarray, text: str, box: np.ndarray, color: tuple[int, int, int]) -> None:
-    """`text` on a plate of the box's colour, sized to the frame (readable at
-    576p and at 4K), above the box's top-left corner, or inside the box when
-    the frame's top edge is in the way, and moved left to stay in the frame.
-    Black or white text, whichever reads better on the colour."""
-    h, w = image.shape[:2]
-    scale = max(0.4, min(h, w) / 1080)
-    thickness = max(1, round(scale * 1.5))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    pad = max(2, round(3 * scale))
-    pw, ph = tw + 2 * pad, th + base + 2 * pad
-    x = int(min(max(box[0], 0), max(w - pw, 0)))
-    y = int(box[1] - ph if box[1] - ph >= 0 else max(box[1], 0))  # above the box, else inside its top
-    y = min(y, max(h - ph, 0))
+@dataclass(frozen=True)
+class TextStyle:
+    """Label text sized to the frame, readable at 576p and at 4K."""
+
+    scale: float
+    thickness: int
+    pad: int
+
+    @classmethod
+    def for_frame(cls, hw: tuple[int, int]) -> TextStyle:
+        scale = max(0.4, min(hw) / 1080)
+        return cls(scale, max(1, round(scale * 1.5)), max(2, round(3 * scale)))
+
+    def plate_size(self, text: str) -> tuple[int, int]:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, self.scale, self.thickness)
+        return tw + 2 * self.pad, th + base + 2 * self.pad
+
+
+def place_labels(boxes: np.ndarray, sizes: Sequence[tuple[int, int]], hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """Top-left corners of label plates (width, height in `sizes`), one per box,
+    inside the frame and not covering each other where the frame leaves room.
+
+    Each plate goes above its box's top-left corner, else just inside the box;
+    where an earlier plate is, it steps up (then down) a plate's height at a
+    time along the box's left edge, so two people side by side or one in
+    front of the other get two readable labels instead of one over the
+    other, stacked above them rather than over their bodies. Boxes are
+    placed top to bottom."""
+    h, w = hw
+    placed: list[tuple[int, int, int, int]] = []
+    corners: list[tuple[int, int]] = [(0, 0)] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda k: (float(boxes[k][1]), float(boxes[k][0]))):
+        pw, ph = sizes[i]
+        x = int(min(max(boxes[i][0], 0), max(w - pw, 0)))
+        y0 = int(boxes[i][1] - ph if boxes[i][1] - ph >= 0 else max(boxes[i][1], 0))
+        candidates = [y0] + [y0 - k * ph for k in range(1, 5)] + [y0 + k * ph for k in range(1, 9)]
+        free = [y for y in candidates if 0 <= y <= h - ph and not any(
+            x < px + qw and px < x + pw and y < py + qh and py < y + ph for px, py, qw, qh in placed)]
+        y = free[0] if free else min(max(y0, 0), max(h - ph, 0))
+        corners[i] = (x, y)
+        placed.append((x, y, pw, ph))
+    return corners
+
+
+def draw_plate(image: np.ndarray, text: str, corner: tuple[int, int], color: tuple[int, int, int],
+               style: TextStyle) -> None:
+    """`text` on a plate of `color` at `corner`, in black or white, whichever reads better on it."""
+    pw, ph = style.plate_size(text)
+    x, y = corner
     cv2.rectangle(image, (x, y), (x + pw - 1, y + ph - 1), color, -1)
     b, g, r = color
     ink = (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 140 else (255, 255, 255)
-    cv2.putText(image, text, (x + pad, y + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thickness, cv2.LINE_AA)
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, style.scale, style.thickness)
+    cv2.putText(image, text, (x + style.pad, y + style.pad + th), cv2.FONT_HERSHEY_SIMPLEX, style.scale, ink,
+                style.thickness, cv2.LINE_AA)
+
+
+def draw_label(image: np.ndarray, text: str, box: np.ndarray, color: tuple[int, int, int]) -> None:
+    """One label on its box, as `annotate` places them (for a single box)."""
+    style = TextStyle.for_frame(image.shape[:2])
+    draw_plate(image, text, place_labels(np.asarray([box]), [style.plate_size(text)], image.shape[:2])[0], color,
+               style)
+
+
+LEGEND_ROWS = 12
+
+
+def legend_entries(labels: np.ndarray, message: dict[str, Any]) -> list[tuple[str, tuple[int, int, int]]]:
+    """What a semantic or panoptic map's tints mean, largest first: (name,
+    colour) for each class (semantic) or stuff segment (panoptic; things carry
+    their own labels) in this frame. Empty when the message has no map."""
+    semantic, panoptic = message.get("semantic"), message.get("panoptic")
+    if panoptic:
+        segments = [s for s in panoptic.get("segments", ()) if not s.get("isthing")]
+        segments.sort(key=lambda s: -int(s.get("area", 0)))
+        colors = label_colors(max([int(s["id"]) for s in segments], default=0) + 1)
+        return [(str(s.get("category", s["id"])), tuple(int(c) for c in colors[int(s["id"])])) for s in segments]
+    if semantic:
+        names = semantic.get("classes", [])
+        counts = np.bincount(labels.reshape(-1), minlength=len(names))
+        colors = label_colors(len(counts))
+        ids = [int(i) for i in np.argsort(-counts) if counts[i] > 0 and i > 0]
+        return [(str(names[i]) if i < len(names) else str(i), tuple(int(c) for c in colors[i])) for i in ids]
+    return []
+
+
+def draw_legend(image: np.ndarray, entries: Sequence[tuple[str, tuple[int, int, int]]], style: TextStyle) -> None:
+    """A swatch and a name per entry, in the frame's bottom-left corner, on a dark plate."""
+    shown = list(entries[:LEGEND_ROWS])
+    if len(entries) > LEGEND_ROWS:
+        shown.append((f"+{len(entries) - LEGEND_ROWS} more", (128, 128, 128)))
+    sizes = [style.plate_size(name) for name, _ in shown]
+    row_h = max(ph for _, ph in sizes)
+    width = max(pw for pw, _ in sizes) + row_h
+    h, w = image.shape[:2]
+    x0, y0 = style.pad, max(h - row_h * len(shown) - style.pad, 0)
+    region = image[y0:h, x0:min(x0 + width, w)]
+    region[:] = (region * 0.35).astype(np.uint8)  # darken what is under the legend
+    for k, (name, color) in enumerate(shown):
+        y = y0 + k * row_h
+        cv2.rectangle(image, (x0 + style.pad, y + style.pad), (x0 + row_h - style.pad, y + row_h - style.pad), color, -1)
+        cv2.putText(image, name, (x0 + row_h, y + row_h - style.pad - 2), cv2.FONT_HERSHEY_SIMPLEX, style.scale,
+                    (255, 255, 255), style.thickness, cv2.LINE_AA)

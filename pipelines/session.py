@@ -36,6 +36,7 @@ from .recording import McapSink
 from .runner import Pipeline
 from .show import ShowSink, check_display
 from .sinks import PublishSink, Sink, VideoSink, export_sink, per_source, segmented
+from .view import ViewServer
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,9 @@ def build_pipeline(
         if config.record:
             sinks.append(segmented(config.record, segment_s, any(live.values()),
                                    lambda part: McapSink(part, names, models.class_names)))
+            undo.callback(sinks[-1].close)
+        if config.view:
+            sinks.append(ViewServer(config.view, ids, models.class_names, config.trails))
             undo.callback(sinks[-1].close)
         window = ShowSink(ids, models.class_names, config.trails) if config.show else None
         if window is not None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..stream.errors import ConfigError
 from ..stream.types import Detections, Frame
-from .draw import Trails, annotate
+from .draw import Trails, annotate, legend_entries
 from .sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class ShowSink(Sink):
         self.class_names = class_names
         self.on_quit = on_quit
         self._trails = {sid: Trails(trails) for sid in source_ids} if trails else {}
-        self._latest: dict[str, tuple[Frame, Detections, np.ndarray | None, Any]] = {}
+        self._latest: dict[str, tuple[Frame, Detections, np.ndarray | None, Any, Any]] = {}
         self._shown: dict[str, np.ndarray] = {}
         self._cond = threading.Condition()
         self._closing = False
@@ -100,7 +100,7 @@ class ShowSink(Sink):
         trails = self._trails.get(frame.source_id)
         paths = trails.update(dets) if trails is not None else None  # every frame: whole trails when frames are skipped
         with self._cond:
-            self._latest[frame.source_id] = (frame, dets, labels, paths)
+            self._latest[frame.source_id] = (frame, dets, labels, paths, message)
             self._cond.notify()
 
     def _loop(self) -> None:
@@ -112,8 +112,10 @@ class ShowSink(Sink):
                     if self._closing:
                         return
                     latest, self._latest = self._latest, {}
-                for sid, (frame, dets, labels, paths) in latest.items():
-                    self._shown[sid] = annotate(frame.image, dets, self.class_names, labels=labels, trails=paths)
+                for sid, (frame, dets, labels, paths, message) in latest.items():
+                    legend = legend_entries(labels, message) if labels is not None else None  # here: off the pipeline
+                    self._shown[sid] = annotate(frame.image, dets, self.class_names, labels=labels, trails=paths,
+                                                legend=legend)
                     self.shown += 1
                 if self._shown:
                     cv2.imshow(WINDOW, tile([self._shown[s] for s in self.source_ids if s in self._shown]))

@@ -21,7 +21,7 @@ from ..stream.publisher import Publisher
 from ..stream.types import Detections, Frame
 from ..stream.wire import eos_message
 from ..tracking.mot import format_tracks
-from .draw import Trails, annotate
+from .draw import Trails, annotate, legend_entries
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,8 @@ class VideoSink(Sink):
             self._open(frame.width - frame.width % 2, frame.height - frame.height % 2)  # yuv420p needs even sizes
             self._start = frame.t_mono if self.live else frame.seq
         paths = self._trails.update(dets) if self._trails else None
-        image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels, trails=paths))
+        legend = legend_entries(labels, message) if labels is not None else None
+        image = self._fit(annotate(frame.image, dets, self.class_names, labels=labels, trails=paths, legend=legend))
         # cv2 converts to the encoder's YUV 4:2:0 (BT.601, limited range, as FFmpeg's
         # own conversion) in 0.5 ms a 1080p frame; PyAV's swscale took 4.
         picture = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")

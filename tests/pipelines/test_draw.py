@@ -86,3 +86,44 @@ def test_trails_follow_each_track_and_forget_the_gone():
     drawn = annotate(np.zeros((80, 160, 3), np.uint8), dets, ["person"], trails=paths)
     changed = np.argwhere((drawn != plain).any(axis=2))
     assert len(changed) and changed[:, 1].min() <= 42 and changed[:, 1].max() >= 58  # along the path
+
+
+def test_labels_of_people_who_overlap_do_not_cover_each_other():
+    """A crowd where every box overlaps the next: each label keeps a plate of its
+    own ("#2 pe#son" was two labels drawn over each other), inside the frame."""
+    from segstream.pipelines.draw import TextStyle, place_labels
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 700, 12)
+    y = rng.uniform(150, 300, 12)
+    boxes = np.stack([x, y, x + 60, y + 160], axis=1)
+    style = TextStyle.for_frame((576, 768))
+    sizes = [style.plate_size(f"#{i} person") for i in range(12)]
+    corners = place_labels(boxes, sizes, (576, 768))
+    rects = [(cx, cy, w, h) for (cx, cy), (w, h) in zip(corners, sizes)]
+    for i, (ax, ay, aw, ah) in enumerate(rects):
+        assert 0 <= ax <= 768 - aw and 0 <= ay <= 576 - ah
+        for bx, by, bw, bh in rects[i + 1:]:
+            assert not (ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah)
+    # A lone box keeps the usual place: just above its top-left corner.
+    assert place_labels(boxes[:1], sizes[:1], (576, 768)) == [(int(boxes[0, 0]), int(boxes[0, 1]) - sizes[0][1])]
+
+
+def test_a_semantic_map_gets_a_legend_of_the_classes_it_shows():
+    from segstream.pipelines.draw import legend_entries
+
+    labels = np.zeros((60, 80), np.uint8)
+    labels[:, :50] = 2  # road, the larger
+    labels[:10, 60:] = 5  # sky
+    message = {"semantic": {"classes": ["background", "person", "road", "car", "tree", "sky"]}}
+    entries = legend_entries(labels, message)
+    colors = label_colors(6)
+    assert entries == [("road", tuple(int(c) for c in colors[2])), ("sky", tuple(int(c) for c in colors[5]))]
+    out = annotate(np.full((60, 80, 3), 90, np.uint8), Detections.empty(), ["person"], labels=labels, legend=entries)
+    swatches = [np.all(out == np.array(color), axis=-1).any() for _, color in entries]
+    assert all(swatches)  # each class's colour is shown in the legend's swatch
+    panoptic = {"panoptic": {"segments": [
+        {"id": 1, "category": "person", "isthing": True, "area": 900, "track_id": 4},
+        {"id": 2, "category": "grass", "isthing": False, "area": 300, "track_id": None},
+        {"id": 3, "category": "sky", "isthing": False, "area": 500, "track_id": None}]}}
+    assert [name for name, _ in legend_entries(labels, panoptic)] == ["sky", "grass"]  # stuff, largest first
