@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,9 +24,11 @@ from ..engines.adapters.reid import ReidEmbedder
 from ..engines.hub import resolve_model
 from ..engines.model import Model, onnx_preprocess
 from ..engines.runtimes.batching import batchable_model
+from ..engines.runtimes.calibration import fingerprint
 from ..engines.runtimes.engine_cache import BuildOptions, ShapeProfile
 from ..engines.runtimes.registry import choose_backend, load_backend
 from ..engines.runtimes.tensorrt import ensure_engine, options_for_model
+from ..engines.runtimes.typed_graph import ensure_typed_graph
 from ..stream.errors import ModelError, SegstreamError, SourceError
 from ..stream.publisher import Publisher
 from ..stream.security import create_keys
@@ -316,13 +319,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Prebuild the engine `run` would build, with visible progress; without
-    TensorRT or a GPU, say so in one line and what `run` will use instead."""
+    """Write the precision-typed ONNX graph (fp16, INT8), then prebuild the
+    engine `run` would build, with visible progress; without TensorRT or a
+    GPU, say so in one line and how the graph runs instead."""
     semantic = semantic_config(load_config(args.config, schema=BuildFileConfig)) if args.config else None
     options = BuildOptions(args.precision or "fp16", ShapeProfile(1, args.batch, args.batch), calib=args.calib)
     path = resolve_model(args.model)
+    if options.precision != "fp32":
+        prepare = onnx_preprocess(path, semantic)
+        calibrated = replace(options, calib_input=fingerprint(prepare)) if options.precision == "int8" else options
+        graph = ensure_typed_graph(path, calibrated, prepare, say=print)
+        print(f"{options.precision} graph ready: {graph}")
     name, device, why = choose_backend("tensorrt", args.device)
     if name != "tensorrt":
+        if options.precision != "fp32":
+            print(f"no TensorRT engine built here ({why}); the graph runs with "
+                  f"`segstream run --backend onnxruntime --precision {options.precision}`")
+            return 0
         raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
     if args.batch > 1:
         path = batchable_model(path)  # what `run --batch` compiles: a static export's batch-dynamic copy

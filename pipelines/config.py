@@ -109,7 +109,9 @@ class RunConfig(BaseModel):
     realtime: bool = False
     backend: Literal["auto", "tensorrt", "torch", "onnxruntime"] = "auto"
     device: str = "auto"
-    precision: Literal["fp32", "fp16", "int8"] = "fp16"  # on GPUs (TensorRT, torch); the CPU runs the file as is
+    # None: fp16 on GPUs (TensorRT, torch), the file as it is on onnxruntime. Given with
+    # backend onnxruntime, it runs the fp16 or INT8 ONNX graph (engines.runtimes.typed_graph).
+    precision: Literal["fp32", "fp16", "int8"] | None = None
     batch: int = Field(1, ge=1, le=64)  # frames per inference call, across sources
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a call waits for more frames
     calib: str | None = None

@@ -82,8 +82,9 @@ def serial_layout(layout: InferenceLayout, serial: bool, asked_workers: int | No
 def build_options(config: RunConfig) -> BuildOptions:
     """What GPU backends compile for: precision and a batch profile (TensorRT
     reads the input size from the model)."""
-    return BuildOptions(config.precision, ShapeProfile(1, config.batch, config.batch), calib=config.calib,
-                        cuda_graph=config.cuda_graph)
+    typed = config.backend == "onnxruntime" and config.precision in ("fp16", "int8")
+    return BuildOptions(config.precision or "fp16", ShapeProfile(1, config.batch, config.batch), calib=config.calib,
+                        cuda_graph=config.cuda_graph, typed_graph=typed)
 
 
 def semantic_config(config: RunConfig | BuildFileConfig) -> SemanticConfig:
@@ -243,6 +244,9 @@ def describe_run(config: RunConfig, models: Any, in_flight: int, threads: int | 
         kept = f", {len(config.classes)} kept ({', '.join(config.classes)})" if config.classes else ""
         device = getattr(model.backend, "device", "cpu")
         where = f"{model.backend.name} on {device}" + (", pre/post-processing there too" if model.device_path else "")
+        if config.backend == "onnxruntime" and config.precision in ("fp16", "int8"):
+            where += f", its {config.precision} graph" + (f" (calibrated on {Path(config.calib).name})"
+                                                          if config.precision == "int8" and config.calib else "")
         task = TASKS.get(model.task, model.task)
         lines.append(f"model {Path(model.path).name}: {task}, {len(names)} classes{kept}; {where}")
     lines.append(f"inference: {in_flight} frame(s) at once, {threads or 'default'} runtime thread(s) each"

@@ -98,14 +98,25 @@ class HeightScaledKalman:
         """(N, 8) process noise variances for states of height h (one broadcast)."""
         return (h[:, None] * self._scale + self._floor) ** 2
 
+    # The noise model: variances from each state's size. A subclass with another
+    # state layout (`WidthHeightKalman`) changes these and the layout methods only.
+    def _initial_var(self, mean: np.ndarray) -> np.ndarray:
+        return ((mean[:, 3:4] * self._scale) * self._initial + self._floor) ** 2
+
+    def _process_var(self, mean: np.ndarray) -> np.ndarray:
+        return self._var(mean[:, 3])  # from the height before the step, as DeepSORT
+
+    def _measurement_var(self, mean: np.ndarray) -> np.ndarray:
+        return (mean[:, 3:4] * self._r_scale + self._r_floor) ** 2
+
     def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks from measurements z (N, 4) = (x, y, a, h); velocities unknown."""
         mean = np.concatenate([z, np.zeros((len(z), 4))], axis=1)
-        return mean, _diag(((z[:, 3:4] * self._scale) * self._initial + self._floor) ** 2)
+        return mean, _diag(self._initial_var(mean))
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # F = [[I, I], [0, I]]: F x and F P F' by block additions instead of 8x8 products.
-        noise = self._var(mean[:, 3])  # from the height before the step, as DeepSORT
+        noise = self._process_var(mean)
         mean = mean.copy()
         mean[:, :4] += mean[:, 4:]
         cov = cov.copy()
@@ -117,7 +128,7 @@ class HeightScaledKalman:
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted measurement (N, 4) and its covariance S = H P H' + R (N, 4, 4)."""
         s = cov[:, :4, :4].copy()
-        s[:, self._diag4, self._diag4] += (mean[:, 3:4] * self._r_scale + self._r_floor) ** 2
+        s[:, self._diag4, self._diag4] += self._measurement_var(mean)
         return mean[:, :4], s
 
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,37 +191,19 @@ class WidthHeightKalman(HeightScaledKalman):
 
     @staticmethod
     def warp(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rot = warp[:, :2]
-        scale = float(np.sqrt(abs(np.linalg.det(rot))))
-        block = np.eye(4)
-        block[:2, :2] = rot
-        block[2, 2] = block[3, 3] = scale
-        T = np.kron(np.eye(2), block)
-        mean = mean @ T.T
-        mean[:, :2] += warp[:, 2]
-        return mean, T @ cov @ T.T
+        return warp_states(mean, cov, warp, sizes=(2, 3))
 
-    def _sizes(self, values: np.ndarray) -> np.ndarray:
-        return values[:, self._SIZE]
+    def _sizes(self, mean: np.ndarray) -> np.ndarray:
+        return mean[:, self._SIZE]
 
-    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = np.concatenate([z, np.zeros((len(z), 4))], axis=1)
-        return mean, _diag((self._sizes(mean) * self._scale * self._initial) ** 2)
+    def _initial_var(self, mean: np.ndarray) -> np.ndarray:
+        return (self._sizes(mean) * self._scale * self._initial) ** 2
 
-    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        noise = (self._sizes(mean) * self._scale) ** 2
-        mean = mean.copy()
-        mean[:, :4] += mean[:, 4:]
-        cov = cov.copy()
-        cov[:, :4, :] += cov[:, 4:, :]
-        cov[:, :, :4] += cov[:, :, 4:]
-        cov[:, self._diag8, self._diag8] += noise
-        return mean, cov
+    def _process_var(self, mean: np.ndarray) -> np.ndarray:
+        return (self._sizes(mean) * self._scale) ** 2
 
-    def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = cov[:, :4, :4].copy()
-        s[:, self._diag4, self._diag4] += (self._sizes(mean)[:, :4] * self._r_scale) ** 2
-        return mean[:, :4], s
+    def _measurement_var(self, mean: np.ndarray) -> np.ndarray:
+        return (self._sizes(mean)[:, :4] * self._r_scale) ** 2
 
 
 def diagonal_or_none(s: np.ndarray) -> np.ndarray | None:
@@ -223,14 +216,17 @@ def diagonal_or_none(s: np.ndarray) -> np.ndarray | None:
     return s_diag if np.count_nonzero(s) == np.count_nonzero(s_diag) else None
 
 
-def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray, sizes: tuple[int, ...] = (3,)
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Apply a similarity warp to (x, y, a, h) states: positions and velocities
-    rotate/scale with the camera, heights scale, aspect ratios stay."""
+    rotate/scale with the camera, heights scale, aspect ratios stay. `sizes`:
+    the components that scale ((2, 3) for (x, y, w, h) states)."""
     rot = warp[:, :2]
     scale = float(np.sqrt(abs(np.linalg.det(rot))))
     block = np.eye(4)
     block[:2, :2] = rot
-    block[3, 3] = scale
+    for k in sizes:
+        block[k, k] = scale
     T = np.kron(np.eye(2), block)
     mean = mean @ T.T
     mean[:, :2] += warp[:, 2]

@@ -78,6 +78,7 @@ class BuildOptions:
     calib_input: str | None = None  # int8: fingerprint of how calibration frames are prepared (`calibration.fingerprint`)
     cuda_graph: bool = True  # torch backend on CUDA: replay the model as one CUDA graph where it can be captured
     fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.runtimes.precision)
+    typed_graph: bool = False  # onnxruntime: run the fp16 or INT8 ONNX graph (engines.runtimes.typed_graph)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -93,6 +94,7 @@ class BuildOptions:
         beyond that; the workspace does not change correctness, but it can change tactics, so it is kept)."""
         d = asdict(self)
         d.pop("cuda_graph")
+        d.pop("typed_graph")
         if self.precision == "fp32":
             d.pop("fp32_tail")  # everything is fp32 already
         d["calib"] = str(Path(self.calib).resolve()) if self.calib else None

@@ -30,16 +30,20 @@ def test_video_file_yields_every_frame_in_order(video):
     assert frames[10][1] == pytest.approx(1.0)  # 10 fps container: frame 10 at 1 s
 
 
+def damaged_copy(path, out, size):
+    """`path` with `size` bytes of noise written over its middle, as `out`."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + size] = np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
 def test_frames_after_damage_keep_their_place_in_the_file(video, tmp_path):
     """500 KB overwritten in the middle of an AVI: FFmpeg skips the frames it
     cannot decode, and the ones after keep their numbers and times, so MOT
     exports stay aligned with the video; the end message names the gap."""
-    data = bytearray(video.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 500_000] = np.random.default_rng(7).integers(0, 256, 500_000, dtype=np.uint8).tobytes()
-    damaged = tmp_path / "damaged.avi"
-    damaged.write_bytes(bytes(data))
-    with open_source(str(damaged)) as src:
+    with open_source(str(damaged_copy(video, tmp_path / "damaged.avi", 500_000))) as src:
         frames = [(f.seq, f.pts) for f in src]
     seqs = [s for s, _ in frames]
     gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
@@ -75,12 +79,7 @@ def test_frames_after_damage_in_an_mp4_keep_their_place_in_the_file(video, tmp_p
     (the decoder hands out a few stale frames after it resumes; they are dropped)."""
     clean = tmp_path / "clean.mp4"
     _encode_mp4(video, clean, 120)
-    data = bytearray(clean.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 30_000] = np.random.default_rng(7).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
-    damaged = tmp_path / "damaged.mp4"
-    damaged.write_bytes(bytes(data))
-    with open_source(str(damaged)) as src:
+    with open_source(str(damaged_copy(clean, tmp_path / "damaged.mp4", 30_000))) as src:
         frames = [(f.seq, f.pts) for f in src]
     seqs = [s for s, _ in frames]
     assert seqs == sorted(set(seqs)) and seqs[-1] == 119 and src.lost > 0

@@ -1,0 +1,149 @@
+"""Precision written into the ONNX graph: fp16 tensors, or INT8 as explicit
+QuantizeLinear/DequantizeLinear pairs.
+
+Why: TensorRT 11 builds every network strongly typed; the builder flags and
+calibrators that chose precision in TensorRT 10 are gone, and the graph itself
+must say which tensors are fp16 and where INT8 is. A graph that says so also
+runs on ONNX Runtime, on the CPU, so the precision decisions are checked here,
+on real models and frames, before any GPU sees them.
+
+The tools are ONNX Runtime's own: its float16 converter
+(`onnxruntime.transformers.float16`, a maintained fork of
+onnxconverter-common's, which keeps the inputs and outputs fp32 even where the
+last nodes are kept fp32; onnxconverter-common 1.16 declares such outputs fp16)
+and its static quantiser (`onnxruntime.quantization.quantize_static`, QDQ
+format, symmetric INT8 as TensorRT requires, per-channel weights, biases
+left float). ModelOpt
+does the same on top of these but brings torch and CUDA packages with it.
+
+The decoding tail (the layers after the last convolutions:
+`engines.runtimes.precision`) stays fp32 in both, as in TensorRT 10 builds.
+INT8 is calibrated on frames prepared exactly as the model's adapter prepares
+them. Graphs are cached like engines, under a key of the source model, the
+precision, and for INT8 the calibration frames and their preparation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ...stream.errors import ModelError
+from ..hub import cache_dir, sha256_of
+from .engine_cache import BuildOptions, ShapeProfile
+from .precision import onnx_layers, output_tail
+
+log = logging.getLogger(__name__)
+
+CALIB_FRAMES = 64  # INT8 on ONNX Runtime: MinMax over this many frames, spread over the source
+
+
+def tail_nodes(model: Any) -> list[str]:
+    """Names of the decoding tail's nodes, naming any unnamed node first (the converters block by name)."""
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"segstream_node_{i}"
+    return [model.graph.node[i].name for i in output_tail(onnx_layers(model.graph))]
+
+
+def graph_key(onnx_path: str, options: BuildOptions) -> str:
+    """What a typed graph depends on: the model's bytes, the precision, the tail
+    rule, and for INT8 the calibration source (resolved path, size, time), how
+    many frames and how they were prepared."""
+    fields: dict[str, Any] = {"onnx": sha256_of(Path(onnx_path)), "precision": options.precision,
+                              "fp32_tail": options.fp32_tail}
+    if options.precision == "int8":
+        calib = Path(options.calib or "").resolve()
+        stat = calib.stat() if calib.exists() else None
+        fields.update(calib=str(calib), calib_size=stat.st_size if stat else None,
+                      calib_mtime=stat.st_mtime_ns if stat else None, frames=options.calib_frames,
+                      prepared=options.calib_input)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def write_fp16(onnx_path: str, out: Path, fp32_tail: bool = True) -> Path:
+    """The network in fp16, inputs and outputs as they were, the tail kept fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(onnx_path)
+    blocked = tail_nodes(model) if fp32_tail else []
+    typed = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+    _save(typed, out)
+    log.info("%s: fp16 graph, %d tail nodes kept fp32", Path(onnx_path).name, len(blocked))
+    return out
+
+
+def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail: bool = True) -> Path:
+    """Explicit QDQ INT8 (symmetric, per-channel weights), calibrated on `blobs`, the tail kept fp32."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    model = onnx.load(onnx_path)
+    blocked = tail_nodes(model) if fp32_tail else []
+    name = model.graph.input[0].name
+    named = out.with_suffix(".named.onnx")  # the node names the exclusion list refers to
+    _save(model, named)
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            blob = next(blobs, None)
+            if blob is None:
+                return None
+            self.count += 1
+            return {name: blob}
+
+    reader = Frames()
+    try:
+        quantize_static(str(named), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
+                        # TensorRT's INT8 is symmetric, and it takes biases in float, not as int32 QDQ
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+    finally:
+        named.unlink(missing_ok=True)
+    if reader.count == 0:
+        out.unlink(missing_ok=True)
+        raise ModelError("calib: no frame to calibrate with; give a video file or image folder from the camera")
+    log.info("%s: INT8 QDQ graph calibrated on %d frames, %d tail nodes kept fp32", Path(onnx_path).name,
+             reader.count, len(blocked))
+    return out
+
+
+def _save(model: Any, out: Path) -> None:
+    import onnx
+
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, out)  # a build killed half way never leaves a graph that looks whole
+
+
+def ensure_typed_graph(onnx_path: str, options: BuildOptions, preprocess: Callable[[Any], np.ndarray] | None = None,
+                       root: Path | None = None, say: Callable[[str], None] = log.info) -> Path:
+    """The cached fp16 or INT8 graph of `onnx_path` for `options`, written first if missing."""
+    if options.precision not in ("fp16", "int8"):
+        return Path(onnx_path)
+    folder = Path(root) if root else cache_dir() / "graphs"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{Path(onnx_path).stem}.{options.precision}.{graph_key(onnx_path, options)}.onnx"
+    if out.is_file():
+        say(f"reusing the {options.precision} graph {out}")
+        return out
+    say(f"writing the {options.precision} graph of {Path(onnx_path).name} to {out}")
+    if options.precision == "fp16":
+        return write_fp16(onnx_path, out, options.fp32_tail)
+    from .calibration import calibration_batches, sample_frame, yolo_preprocess
+
+    prepare = preprocess or yolo_preprocess(ShapeProfile(opt_hw=(640, 640)))
+    hw = tuple(prepare(sample_frame()).shape[2:])  # the input size the frames are prepared at
+    profile = ShapeProfile(min_hw=hw, opt_hw=hw, max_hw=hw)  # type: ignore[arg-type]
+    frames = calibration_batches(options.calib or "", profile, options.calib_frames, prepare)
+    return write_int8(onnx_path, out, frames, options.fp32_tail)

@@ -1,0 +1,85 @@
+"""Precision written into the ONNX graph (what TensorRT 11 builds, and what
+`--backend onnxruntime --precision fp16|int8` runs): inputs and outputs stay
+fp32, the decoding tail stays fp32, INT8 is explicit symmetric QDQ calibrated
+on prepared frames, and the graphs run on ONNX Runtime with the fp32 model's
+results within the bounds measured in bench/precision.py."""
+
+import itertools
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from segstream.engines.model import onnx_preprocess
+from segstream.engines.runtimes.engine_cache import BuildOptions
+from segstream.engines.runtimes.typed_graph import ensure_typed_graph, tail_nodes, write_fp16, write_int8
+from segstream.stream.sources import open_source
+
+FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+
+@pytest.fixture(scope="module")
+def blobs(video, seg_model):
+    prepare = onnx_preprocess(str(seg_model))
+    with open_source(str(video)) as src:
+        return [prepare(f) for f in itertools.islice(src, 0, 400, 25)]
+
+
+def run(path, blob):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: blob})
+
+
+def value_types(model):
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input,
+                                                            *inferred.graph.output]}
+
+
+def test_fp16_graph_keeps_inputs_outputs_and_the_decoding_tail_fp32(seg_model, blobs, tmp_path):
+    out = write_fp16(str(seg_model), tmp_path / "m.fp16.onnx")
+    model = onnx.load(out)
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [FLOAT]
+    assert {o.type.tensor_type.elem_type for o in model.graph.output} == {FLOAT}
+    weights = [t for t in model.graph.initializer if len(t.dims) == 4]  # convolution kernels
+    assert weights and all(t.data_type == FLOAT16 for t in weights)
+    types = value_types(model)
+    tail = set(tail_nodes(onnx.load(seg_model)))
+    tail_outputs = [o for n in model.graph.node if n.name in tail for o in n.output]
+    assert tail_outputs and all(types.get(o, FLOAT) == FLOAT for o in tail_outputs)  # pixels stay fp32
+    reference, typed = run(seg_model, blobs[0]), run(out, blobs[0])
+    candidates = reference[0][0, 4:84].max(axis=0) > 0.5
+    assert candidates.any()
+    boxes_ref, boxes = reference[0][0, :4, candidates], typed[0][0, :4, candidates]
+    assert np.abs(boxes - boxes_ref).max() < 2.0  # pixels of a 320 input: fp16 in the body, fp32 after it
+
+
+def test_int8_graph_is_symmetric_qdq_calibrated_on_prepared_frames(seg_model, blobs, tmp_path):
+    out = write_int8(str(seg_model), tmp_path / "m.int8.onnx", iter(blobs[:8]))
+    model = onnx.load(out)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 50
+    zero_points = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer if "zero_point" in t.name}
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points.values())  # TensorRT's INT8
+    tail = set(tail_nodes(onnx.load(seg_model)))
+    tail_outputs = {o for n in model.graph.node if n.name in tail for o in n.output}
+    quantised = {i for n in model.graph.node if n.op_type == "QuantizeLinear" for i in n.input}
+    assert tail_outputs and not tail_outputs & quantised  # the tail computes in fp32 on dequantised inputs
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [FLOAT, FLOAT]
+    reference, typed = run(seg_model, blobs[3]), run(out, blobs[3])
+    candidates = reference[0][0, 4:84].max(axis=0) > 0.5
+    assert np.median(np.abs(typed[0][0, :4, candidates] - reference[0][0, :4, candidates])) < 3.0
+
+
+def test_typed_graphs_are_cached_under_the_model_precision_and_calibration(seg_model, video, tmp_path):
+    prepare = onnx_preprocess(str(seg_model))
+    first = ensure_typed_graph(str(seg_model), BuildOptions("fp16"), prepare, root=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert ensure_typed_graph(str(seg_model), BuildOptions("fp16"), prepare, root=tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp  # reused, not written again
+    int8 = BuildOptions("int8", calib=str(video), calib_frames=8)
+    quantised = ensure_typed_graph(str(seg_model), int8, prepare, root=tmp_path)
+    fewer = ensure_typed_graph(str(seg_model), BuildOptions("int8", calib=str(video), calib_frames=6), prepare,
+                               root=tmp_path)
+    assert len({first, quantised, fewer}) == 3  # another precision or calibration: another graph
+    assert ensure_typed_graph(str(seg_model), BuildOptions("fp32"), prepare, root=tmp_path) == seg_model
