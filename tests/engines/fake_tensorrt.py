@@ -2,6 +2,8 @@
 machines without an NVIDIA GPU (this CI's), so this stands in for the parts
 of the TensorRT 10 Python API that `engines/runtimes/tensorrt.py` calls when
 building, and records what the builder was asked to do. It compiles nothing.
+Every name it offers is checked against the names in NVIDIA's TensorRT 10
+bindings (test_fake_tensorrt_names.py, tensorrt_api/).
 """
 
 from __future__ import annotations
