@@ -1,6 +1,7 @@
-"""TensorRT 10 backend: compile an ONNX file once per device, then run it.
+"""TensorRT 10 and 11 backend: compile an ONNX file once per device, then run it.
 
-Kept thin on purpose. Building: parse the ONNX file, set precision flags, one
+Kept thin on purpose. Building: parse the ONNX file (on TensorRT 11, its
+precision-typed copy, built strongly typed), set precision flags (10), one
 optimisation profile, a timing cache shared by all builds on this GPU, and a
 progress monitor (builds take minutes on a Jetson). Running: the name-based
 tensor API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`) on a
@@ -46,15 +47,20 @@ def import_tensorrt() -> Any:
 
 
 def check_version(version: str) -> None:
-    """This backend builds with TensorRT 10's weakly typed API (fp16/int8 builder
-    flags, layer precision constraints, an INT8 calibrator); TensorRT 11 removed
-    all of it, so an engine build would fail half way with an AttributeError."""
+    """TensorRT 10 and 11 are supported: 10 builds fp16/INT8 as it always has
+    (builder flags, layer precision, a calibrator; JetPack ships 10), 11 builds
+    the precision-typed graph strongly typed, its only mode (`strongly_typed`)."""
     major = version.split(".")[0]
-    if major != "10":
-        raise ModelError(
-            f"TensorRT {version} is installed, and segstream's TensorRT backend needs TensorRT 10 "
-            "(11 removed the fp16/int8 builder flags it uses): pip install 'tensorrt>=10,<11'"
-        )
+    if major not in ("10", "11"):
+        raise ModelError(f"TensorRT {version} is installed, and segstream's TensorRT backend supports 10 and 11: "
+                         "pip install 'tensorrt>=10,<12'")
+
+
+def strongly_typed(trt: Any) -> bool:
+    """Whether this TensorRT only builds strongly typed networks (11 and later):
+    precision then comes from the graph (engines.runtimes.typed_graph), and the
+    weak-typing calls (FP16/INT8 flags, layer precision, calibrators) are gone."""
+    return int(str(trt.__version__).split(".")[0]) >= 11
 
 
 def device_info(trt: Any, device: str = "cuda") -> DeviceInfo:
@@ -211,7 +217,9 @@ def build_serialized(
     model and calibration set: `EngineCache.calibration_cache_path`)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    typed = strongly_typed(trt)
+    # TensorRT 10: explicit batch is the only mode; 11: strongly typed, the tensors' types say the precision.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if typed else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)) or "unknown error"
@@ -219,7 +227,7 @@ def build_serialized(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     config.clear_flag(trt.BuilderFlag.TF32)  # on by default; fp32 layers stay fp32 (on an H200 TF32 moved boxes)
-    if options.precision in ("fp16", "int8"):
+    if options.precision in ("fp16", "int8") and not typed:
         config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 (not fp32) where a layer cannot quantise
         if options.fp32_tail:
             kept = keep_tail_fp32(trt, network)
@@ -234,7 +242,7 @@ def build_serialized(
         profile.set_shape(tensor.name, minimum, optimum, maximum)
     config.add_optimization_profile(profile)
 
-    if options.precision == "int8":
+    if options.precision == "int8" and not typed:
         if calib_batches is None or calib_cache is None:
             raise ModelError("int8 needs calibration frames: give --calib VIDEO_OR_IMAGE_DIR")
         config.set_flag(trt.BuilderFlag.INT8)
@@ -286,6 +294,15 @@ def ensure_engine(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"{why} ({options.precision}, {info.describe()}); this can take minutes")
     batches, calib_cache = None, None
+    if strongly_typed(trt) and options.precision in ("fp16", "int8"):
+        from .typed_graph import ensure_typed_graph
+
+        # TensorRT 11 reads the precision from the graph: build from its fp16 or QDQ INT8 copy.
+        typed = str(ensure_typed_graph(onnx_path, options, prepare, say=say))
+        data = build_serialized(trt, typed, options, cache.timing_cache_path(info), None, say, None)
+        path = cache.store(onnx_path, info, options, data)
+        say(f"engine saved to {path}")
+        return path
     if prepare is not None:
         batches, calib_cache = calibration_input(cache, onnx_path, info, options, prepare, say)
     data = build_serialized(trt, onnx_path, options, cache.timing_cache_path(info), batches, say, calib_cache)

@@ -21,6 +21,7 @@ class Logger:
 
 
 MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
+NetworkDefinitionCreationFlag = SimpleNamespace(STRONGLY_TYPED=1)  # kSTRONGLY_TYPED's value in 10 and 11
 BuilderFlag = SimpleNamespace(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer_precision_constraints",
                               TF32="tf32")
 LayerType = SimpleNamespace(CONVOLUTION="convolution", DECONVOLUTION="deconvolution", MATRIX_MULTIPLY="matrix_multiply",
@@ -105,6 +106,7 @@ class OnnxParser:
         self.errors: list[str] = []
 
     def parse_from_file(self, path: str) -> bool:
+        self.network.parsed = path
         if OnnxParser.PARSE_ERRORS:
             self.errors = list(OnnxParser.PARSE_ERRORS)
             return False
@@ -188,7 +190,9 @@ class Builder:
         self.logger = logger
 
     def create_network(self, flags: int = 0) -> _Network:
-        return _Network()
+        network = _Network()
+        network.created_with = flags
+        return network
 
     def create_builder_config(self) -> _Config:
         return _Config()

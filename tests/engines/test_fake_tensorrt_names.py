@@ -18,7 +18,7 @@ API = Path(__file__).parent / "tensorrt_api"
 # objects have none of these (listed, since the suffix rule below would find "inputs" in "num_inputs").
 FAKE_ONLY = {"FAIL", "PARSE_ERRORS", "last_config", "last_network", "shapes", "data", "flags", "pools", "profiles",
              "timing_cache", "calibration_profile", "OTHER", "errors", "inputs", "layers", "network", "output_types",
-             "severity"}
+             "severity", "created_with", "parsed"}
 
 
 def real_names(major: str) -> list[str]:

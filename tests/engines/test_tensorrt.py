@@ -161,10 +161,35 @@ def test_without_tensorrt_the_error_says_how_to_get_it(seg_model):
         ensure_engine(str(seg_model), BuildOptions())
 
 
-def test_a_tensorrt_other_than_10_is_refused_in_one_line():
-    """TensorRT 11 has none of the builder flags this backend uses: say so and
-    name the version to install, instead of failing inside a build (auto then
-    falls back to the next backend, as when TensorRT is missing)."""
+def test_a_tensorrt_other_than_10_or_11_is_refused_in_one_line():
+    """A TensorRT this backend was not written for: say so and name the versions to
+    install, instead of failing inside a build (auto then falls back to the next
+    backend, as when TensorRT is missing)."""
     check_version("10.13.3.9")
-    with pytest.raises(ModelError, match=r"TensorRT 11.4.0 is installed.*pip install 'tensorrt>=10,<11'"):
-        check_version("11.4.0")
+    check_version("11.4.0.106")
+    with pytest.raises(ModelError, match=r"TensorRT 12.0.0 is installed.*pip install 'tensorrt>=10,<12'"):
+        check_version("12.0.0")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_11_builds_the_typed_graph_strongly_typed(tmp_path, seg_model, video, monkeypatch, precision):
+    """TensorRT 11 has no precision flags or calibrators: the engine is built from the
+    fp16 or QDQ INT8 copy of the model, as a strongly typed network, and nothing of
+    TensorRT 10's weak typing is called. TensorRT 10 keeps its way (the tests above)."""
+    import sys
+
+    monkeypatch.setattr(trt, "__version__", "11.4.0.106-fake")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setenv("SEGSTREAM_CACHE", str(tmp_path))
+    monkeypatch.setattr("segstream.engines.runtimes.tensorrt.device_info", lambda trt, device: DEVICE)
+    options = BuildOptions(precision, ShapeProfile(1, 1, 1, HW, HW, HW), calib=str(video) if precision == "int8" else None,
+                           calib_frames=4)
+    engine = ensure_engine(str(seg_model), options, cache=EngineCache(tmp_path / "engines"), progress=lambda line: None,
+                           calib_preprocess=onnx_preprocess(str(seg_model)))
+    network, config = trt.Builder.last_network, trt.Builder.last_config
+    assert network.created_with == 1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+    assert network.parsed.endswith(f".{precision}.{network.parsed.split('.')[-2]}.onnx")  # the typed copy
+    assert (tmp_path / "graphs").is_dir() and network.parsed.startswith(str(tmp_path / "graphs"))
+    assert config.flags == set() and config.int8_calibrator is None  # no FP16/INT8 flags, TF32 cleared
+    assert all(layer.precision is None for layer in network.layers)
+    assert engine.is_file()
