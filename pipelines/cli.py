@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tracker", choices=["sort", "byte", "deepsort"], help="tracker (default: byte, what `segstream run` picks without appearance features)")
     evaluate.add_argument("--config", help="YAML with tracker parameters, e.g. `sort: {max_age: 1, min_hits: 3}`")
     evaluate.add_argument("--out", help="folder for <seq>.txt results (default: a temporary folder)")
+    evaluate.add_argument("--tracks", help="score these results instead of tracking: a folder of <seq>.txt files, "
+                          "e.g. from `run --export DIR/<seq>.txt` (also on a recording: `--source run.mcap`)")
     _common(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
@@ -306,11 +308,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sequences = mot_sequences(root) if root.is_dir() else []
     if not sequences:
         raise SourceError(f"no MOTChallenge sequences in {root}: expected <seq>/det/det.txt, <seq>/gt/gt.txt, <seq>/seqinfo.ini")
-    with contextlib.ExitStack() as stack:
-        out = args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="segstream-eval-"))
-        _, seconds, frames = track_sequences(root, make_tracker_factory(config), out, sequences)
-        scores = evaluate_mot(root, out, sequences)
-    print(f"tracker {config.tracker}: {seconds / frames * 1000:.3f} ms per frame (association only), {frames} frames")
+    if args.tracks:
+        tracks = Path(args.tracks)
+        sequences = [seq for seq in sequences if (tracks / f"{seq}.txt").is_file()]
+        if not sequences:
+            raise SourceError(f"no results in {tracks} for the sequences of {root}: name each file <seq>.txt")
+        scores = evaluate_mot(root, tracks, sequences)
+        print(f"results in {tracks}: {len(sequences)} sequence(s)")
+    else:
+        with contextlib.ExitStack() as stack:
+            out = args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="segstream-eval-"))
+            _, seconds, frames = track_sequences(root, make_tracker_factory(config), out, sequences)
+            scores = evaluate_mot(root, out, sequences)
+        print(f"tracker {config.tracker}: {seconds / frames * 1000:.3f} ms per frame (association only), "
+              f"{frames} frames")
     print(f"{'sequence':<24}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}")
     for seq in [*sequences, "COMBINED"]:
         s = scores[seq]

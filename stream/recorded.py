@@ -89,23 +89,43 @@ def recorded_sources(path: str) -> list[str]:
 def iter_recording(path: str, topics: list[str] | None = None) -> Iterator[Recorded]:
     """The messages of `topics` (all by default) in the order they were
     written. A file cut short (a killed run) ends at its last whole chunk,
-    with a warning; damage before that raises `RecordingError`."""
+    with a warning; damage before that raises `RecordingError`. No record,
+    and no chunk once decompressed, may exceed `RECORD_LIMIT`: a small file
+    cannot ask for gigabytes."""
     from mcap.exceptions import EndOfFile
-    from mcap.reader import NonSeekingReader
+    from mcap.reader import breakup_chunk
+    from mcap.records import Channel, Chunk, Message
+    from mcap.stream_reader import StreamReader
 
+    wanted = set(topics) if topics else None
+    channels: dict[int, str] = {}
     count = 0
     try:
         with open(path, "rb") as f:
-            reader = NonSeekingReader(f, record_size_limit=RECORD_LIMIT)
-            for _, channel, message in reader.iter_messages(topics=topics, log_time_order=False):
-                count += 1
-                yield Recorded(channel.topic, message.log_time, message.data)
+            for record in StreamReader(f, emit_chunks=True, record_size_limit=RECORD_LIMIT).records:
+                if isinstance(record, Chunk):
+                    if record.uncompressed_size > RECORD_LIMIT:
+                        raise RecordingError(f"cannot read recording {path}: a chunk declares "
+                                             f"{record.uncompressed_size} bytes, over the {RECORD_LIMIT} limit")
+                    inner = breakup_chunk(record)
+                else:
+                    inner = [record]
+                for item in inner:
+                    if isinstance(item, Channel):
+                        channels[item.id] = item.topic
+                    elif isinstance(item, Message):
+                        topic = channels.get(item.channel_id)
+                        if topic is not None and (wanted is None or topic in wanted):
+                            count += 1
+                            yield Recorded(topic, item.log_time, item.data)
     except (EndOfFile, struct.error) as err:
         if count == 0:
             raise RecordingError(f"cannot read recording {path}: it ends before its first message ({err})") from None
         log.warning("recording %s ends early (the run that wrote it was stopped hard): read up to its last "
                     "complete chunk, %d messages", path, count)
-    except _read_errors() as err:
+    except RecordingError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure to decode outside input is one error type
         raise RecordingError(f"cannot read recording {path}: damaged after {count} messages ({err})") from None
 
 

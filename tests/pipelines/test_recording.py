@@ -84,6 +84,19 @@ def test_a_recording_runs_again_with_another_tracker(recording, seg_model, tmp_p
     assert ids["sort"] != ids["auto"]
 
 
+def test_a_rerun_of_a_recording_is_scored_against_ground_truth(recording, seg_model, tmp_path, mot_root):
+    """The sample video is PETS09-S2L1: its recording, run again, is scored by `segstream eval --tracks`."""
+    path, _ = recording
+    run = segstream("run", "--source", path, "--model", seg_model, "--classes", "person",
+                    "--export", tmp_path / "PETS09-S2L1.txt", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    scored = segstream("eval", "--gt", mot_root, "--tracks", tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert "results in" in scored.stdout and "1 sequence(s)" in scored.stdout
+    row = next(line for line in scored.stdout.splitlines() if line.startswith("PETS09-S2L1"))
+    assert 0 < float(row.split()[1]) < 100  # a HOTA over the recorded frames (the rest of the sequence unseen)
+
+
 def test_replay_republishes_every_recorded_message(recording):
     path, export = recording
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -143,3 +156,30 @@ def test_a_segmented_recording_is_cut_into_readable_parts(video, seg_model, tmp_
         with McapSource(str(part)) as src:
             seqs += [frame.seq for frame in src]
     assert seqs == list(range(70))  # 30 + 30 + 10 frames of the 10 fps video
+
+
+def test_a_chunk_that_claims_gigabytes_is_refused_before_it_is_decompressed(tmp_path):
+    """Bounded cost: a recording is outside input; a 1 KB file cannot make a reader allocate a terabyte."""
+    import struct
+
+    from mcap.writer import CompressionType, Writer
+    from segstream.stream.recorded import iter_recording
+
+    path = tmp_path / "bomb.mcap"
+    with open(path, "wb") as f:
+        writer = Writer(f, chunk_size=100, compression=CompressionType.ZSTD)
+        writer.start(profile="", library="test")
+        writer.add_metadata("segstream", {"sources": "cam0"})
+        channel = writer.register_channel("/segstream/messages", "json",
+                                          writer.register_schema("segstream.message", "jsonschema", b"{}"))
+        for i in range(5):
+            writer.add_message(channel, log_time=i, data=b'{"type": "frame", "schema": 1}', publish_time=i)
+        writer.finish()
+    data = bytearray(path.read_bytes())
+    at = 8  # after the magic: records of opcode (1 byte), length (8), body
+    while data[at] != 0x06:  # the first chunk
+        at += 9 + struct.unpack_from("<Q", data, at + 1)[0]
+    struct.pack_into("<Q", data, at + 9 + 16, 1 << 40)  # its uncompressed size, after start and end times
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="declares 1099511627776 bytes, over the"):
+        list(iter_recording(str(path)))
