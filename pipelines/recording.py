@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Sequence
 
 import cv2
@@ -95,11 +96,11 @@ class McapSink(Sink):
         self._add(self._channel(annotations_topic(frame.source_id), ImageAnnotations), t_ns, notes.SerializeToString())
 
     def status(self, message: dict[str, Any]) -> None:
-        self._add(self._messages, int(float(message.get("t", 0)) * 1e9), _json(message))
+        self._add(self._messages, _stamp_ns(message, "t"), _json(message))
 
     def end_source(self, source_id: str, last_seq: int, frames: int) -> None:
         message = eos_message(source_id, last_seq, frames)
-        self._add(self._messages, int(float(message.get("t", 0)) * 1e9), _json(message))
+        self._add(self._messages, _stamp_ns(message, "t_publish"), _json(message))
 
     def close(self) -> None:
         if self._file.closed:
@@ -108,6 +109,12 @@ class McapSink(Sink):
             self._guard(self._writer.finish)
         finally:
             self._file.close()
+
+
+def _stamp_ns(message: dict[str, Any], key: str) -> int:
+    """When a status or end-of-stream message happened, in ns: its own time, else now."""
+    value = message.get(key)
+    return int((float(value) if isinstance(value, (int, float)) else time.time()) * 1e9)
 
 
 def _json(message: dict[str, Any]) -> bytes:

@@ -64,6 +64,8 @@ def test_a_recording_holds_images_annotations_and_the_published_messages(recordi
     recorded = [m for _, m in decoded["/segstream/messages"]]
     assert [m for m in recorded if m["type"] == "frame"] == frames  # exactly what was published
     assert recorded[-1]["type"] == "eos" and recorded[-1]["frames"] == FRAMES
+    eos_time = decoded["/segstream/messages"][-1][0]
+    assert eos_time == int(recorded[-1]["t_publish"] * 1e9) >= images[-1][0]  # logged when it happened
 
 
 def test_a_recording_runs_again_with_another_tracker(recording, seg_model, tmp_path):
