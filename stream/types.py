@@ -78,11 +78,15 @@ class Frame:
             return self.image
         return cv2.resize(self.image, (width, height), interpolation=cv2.INTER_LINEAR)
 
-    def crop(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
-        """BGR pixels [y1:y2, x1:x2] (bounds inside the frame); from the decoded planes when it has them."""
+    def crop(self, x1: int, y1: int, x2: int, y2: int, step: int = 1) -> np.ndarray:
+        """BGR pixels [y1:y2:step, x1:x2:step] (bounds inside the frame; step 1
+        or 2); from the decoded planes when it has them, step 2 then reading
+        only the quarter of them it returns."""
+        if step not in (1, 2):
+            raise ValueError(f"crop step must be 1 or 2, got {step}")
         if self.yuv is not None:
-            return self.yuv.crop_bgr(x1, y1, x2, y2)
-        return self.image[y1:y2, x1:x2]
+            return self.yuv.crop_bgr(x1, y1, x2, y2) if step == 1 else self.yuv.crop_bgr_half(x1, y1, x2, y2)
+        return self.image[y1:y2:step, x1:x2:step]
 
     def __repr__(self) -> str:
         return (f"Frame(source_id={self.source_id!r}, seq={self.seq}, {self.width}x{self.height}, "

@@ -48,6 +48,21 @@ def test_box_pixels_from_planes_are_close_to_the_frames(video):
         assert np.abs(got - want).mean() < 1.5
 
 
+def test_every_other_box_pixel_from_planes_is_close_to_the_frames(video):
+    """`crop(..., step=2)` (colour features of large boxes) samples the frame's own pixels, at odd and even corners."""
+    frame = first_frames(video, 1)[0]
+    for x1, y1, x2, y2 in [(100, 50, 180, 260), (101, 51, 181, 259), (700, 500, 768, 576)]:
+        got = frame.crop(x1, y1, x2, y2, step=2).astype(int)
+        want = frame.image[y1:y2:2, x1:x2:2].astype(int)
+        assert got.shape == want.shape
+        assert np.abs(got - want).mean() < 1.5
+    image = frame.image
+    bgr = Frame(image, "cam", 0, 0.0, 0.0)
+    assert np.array_equal(bgr.crop(3, 5, 40, 50, step=2), image[5:50:2, 3:40:2])
+    with pytest.raises(ValueError, match="crop step must be 1 or 2"):
+        frame.crop(0, 0, 10, 10, step=3)
+
+
 def test_results_do_not_depend_on_whether_the_whole_frame_was_converted(video):
     """A stage that reads `image` first (drawing, camera motion) does not change what the model sees."""
     a, b = first_frames(video, 1)[0], first_frames(video, 1)[0]
