@@ -185,3 +185,23 @@ def test_a_chunk_that_claims_gigabytes_is_refused_before_it_is_decompressed(tmp_
     path.write_bytes(bytes(data))
     with pytest.raises(RecordingError, match="declares 1099511627776 bytes, over the"):
         list(iter_recording(str(path)))
+
+
+def test_sigterm_finishes_the_recording_with_its_index(video, seg_model, tmp_path):
+    """SIGTERM stops the run as for --save: frames in flight are finished and the
+    file gets its index (a seekable MCAP), not just its chunks."""
+    path = tmp_path / "stopped.mcap"
+    proc = subprocess.Popen([*SEGSTREAM, "run", "--source", video, "--model", seg_model, "--record", path,
+                             "--realtime", "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while (not path.exists() or path.stat().st_size < 2 << 20) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    with open(path, "rb") as f:
+        summary = make_reader(f).get_summary()  # read from the index at the end of the file
+    images = sum(count for channel, count in summary.statistics.channel_message_counts.items()
+                 if summary.channels[channel].topic == "/vtest/image")
+    with McapSource(str(path)) as src:
+        assert len(list(src)) == images > 0
