@@ -24,11 +24,26 @@ def stats(port):
 
 
 def browser(url, *args):
-    """Headless Chromium on the page for 3 s of its own time; Debian's chromium (CI installs it): never skipped."""
+    """Headless Chromium on the page (Debian's chromium; CI installs it): never skipped. It stops
+    at most 5 s after the page starts loading; a run that hangs on a loaded machine counts as a miss."""
     assert CHROMIUM, "chromium is needed (apt-get install chromium)"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1300,800",
-           "--virtual-time-budget=3000", *args, url]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1300,800", "--timeout=5000",
+           *args, url]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def until(look, ok, deadline_s=180):
+    """Look again until what is seen is `ok` (however slow the machine), or fail."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        seen = look()
+        if seen is not None and ok(seen):
+            return seen
+        time.sleep(0.5)
+    pytest.fail("the page never showed it")
 
 
 @pytest.fixture
@@ -52,16 +67,22 @@ def viewed_run(video, seg_model):
 
 def test_the_browser_shows_the_moving_annotated_picture_and_the_counts(viewed_run, tmp_path):
     url = f"http://127.0.0.1:{viewed_run}/"
-    shots = []
-    for name in ("a.png", "b.png"):
-        result = browser(url, f"--screenshot={tmp_path / name}")
-        assert result.returncode == 0, result.stderr[-2000:]
-        shots.append(cv2.imread(str(tmp_path / name)))
-    picture = [shot[100:600, 20:660].astype(int) for shot in shots]  # where the page puts the first source
-    assert all(p.std() > 20 for p in picture)  # a picture, not an empty box
-    assert np.abs(picture[0] - picture[1]).mean() > 0.5  # and it moved between the two looks
-    dom = browser(url, "--dump-dom").stdout
-    assert "FPS" in dom and "latency" in dom and "tracks" in dom and "person" in dom
+
+    def picture():
+        shot = tmp_path / "shot.png"
+        shot.unlink(missing_ok=True)
+        if browser(url, f"--screenshot={shot}") is None or not shot.exists():
+            return None
+        return cv2.imread(str(shot))[100:600, 20:660].astype(int)  # where the page puts the first source
+
+    first = until(picture, lambda p: p.std() > 20)  # a picture, not an empty box
+    until(picture, lambda p: p.std() > 20 and np.abs(p - first).mean() > 0.5)  # and it moves
+
+    def page():
+        result = browser(url, "--dump-dom")
+        return None if result is None else result.stdout
+
+    until(page, lambda dom: all(word in dom for word in ("FPS", "latency", "tracks", "person")))
 
 
 def test_nothing_is_encoded_while_nobody_watches(viewed_run):
