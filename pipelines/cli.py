@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +23,6 @@ from ..engines.adapters.reid import ReidEmbedder
 from ..engines.hub import resolve_model
 from ..engines.model import Model, onnx_preprocess
 from ..engines.runtimes.batching import batchable_model
-from ..engines.runtimes.calibration import fingerprint
 from ..engines.runtimes.engine_cache import BuildOptions, ShapeProfile
 from ..engines.runtimes.registry import choose_backend, load_backend
 from ..engines.runtimes.tensorrt import ensure_engine, options_for_model
@@ -338,8 +336,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
     if options.precision != "fp32":
         prepare = onnx_preprocess(path, semantic)
-        calibrated = replace(options, calib_input=fingerprint(prepare)) if options.precision == "int8" else options
-        graph = ensure_typed_graph(path, calibrated, prepare, say=print)
+        graph = ensure_typed_graph(path, options, prepare, say=print)
         print(f"{options.precision} graph ready: {graph}")
     name, device, why = choose_backend("tensorrt", args.device)
     if name != "tensorrt":

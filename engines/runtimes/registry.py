@@ -26,13 +26,8 @@ def _onnxruntime(path: str, device: str, threads: int | None, build: Any, prepro
     from .onnxruntime import OnnxRuntimeBackend
 
     if build is not None and build.typed_graph and build.precision in ("fp16", "int8"):
-        from dataclasses import replace
-
-        from .calibration import fingerprint
         from .typed_graph import ensure_typed_graph
 
-        if build.precision == "int8" and preprocess is not None:
-            build = replace(build, calib_input=fingerprint(preprocess))  # a changed preparation calibrates again
         path = str(ensure_typed_graph(path, build, preprocess))
     elif build is not None and build.precision == "int8":
         log.warning("%s: int8 is for TensorRT engines; onnxruntime runs the file as it is", Path(path).name)

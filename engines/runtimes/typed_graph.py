@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -128,9 +129,17 @@ def _save(model: Any, out: Path) -> None:
 
 def ensure_typed_graph(onnx_path: str, options: BuildOptions, preprocess: Callable[[Any], np.ndarray] | None = None,
                        root: Path | None = None, say: Callable[[str], None] = log.info) -> Path:
-    """The cached fp16 or INT8 graph of `onnx_path` for `options`, written first if missing."""
+    """The cached fp16 or INT8 graph of `onnx_path` for `options`, written first if
+    missing. INT8 frames are prepared by `preprocess` (YOLO's letterbox without
+    it), and the graph is keyed by that preparation: a changed one calibrates again."""
     if options.precision not in ("fp16", "int8"):
         return Path(onnx_path)
+    prepare = None
+    if options.precision == "int8":
+        from .calibration import fingerprint, yolo_preprocess
+
+        prepare = preprocess or yolo_preprocess(ShapeProfile(opt_hw=(640, 640)))
+        options = replace(options, calib_input=fingerprint(prepare))
     folder = Path(root) if root else cache_dir() / "graphs"
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{Path(onnx_path).stem}.{options.precision}.{graph_key(onnx_path, options)}.onnx"
@@ -138,11 +147,10 @@ def ensure_typed_graph(onnx_path: str, options: BuildOptions, preprocess: Callab
         say(f"reusing the {options.precision} graph {out}")
         return out
     say(f"writing the {options.precision} graph of {Path(onnx_path).name} to {out}")
-    if options.precision == "fp16":
+    if prepare is None:
         return write_fp16(onnx_path, out, options.fp32_tail)
-    from .calibration import calibration_batches, sample_frame, yolo_preprocess
+    from .calibration import calibration_batches, sample_frame
 
-    prepare = preprocess or yolo_preprocess(ShapeProfile(opt_hw=(640, 640)))
     hw = tuple(prepare(sample_frame()).shape[2:])  # the input size the frames are prepared at
     profile = ShapeProfile(min_hw=hw, opt_hw=hw, max_hw=hw)  # type: ignore[arg-type]
     frames = calibration_batches(options.calib or "", profile, options.calib_frames, prepare)
