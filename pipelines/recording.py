@@ -24,7 +24,7 @@ import numpy as np
 from ..stream.errors import OutputError
 from ..stream.recorded import MESSAGES_TOPIC, METADATA_NAME, annotations_topic, image_topic
 from ..stream.types import Detections, Frame
-from ..stream.wire import eos_message
+from ..stream.wire import encode, eos_message
 from .draw import KEYPOINT_MIN_CONF, SKELETON, colors_for
 from .sinks import Sink, prepare_output
 
@@ -118,7 +118,7 @@ def _stamp_ns(message: dict[str, Any], key: str) -> int:
 
 
 def _json(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode()
+    return encode(message)[1]  # the very payload subscribers receive
 
 
 def image_annotations(dets: Detections, class_names: Sequence[str], t_ns: int) -> Any:

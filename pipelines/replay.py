@@ -7,13 +7,12 @@ recorded order, spaced as they were recorded (or at once with `fast`).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 
 from ..stream.publisher import Publisher
-from ..stream.recorded import MESSAGES_TOPIC, iter_recording, recorded_sources
+from ..stream.recorded import MESSAGES_TOPIC, iter_recording, message_of, recorded_sources
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,6 @@ def replay(path: str, publisher: Publisher, fast: bool = False, wait_s: float = 
             delay = (item.log_time_ns - first[0]) / 1e9 - (time.monotonic() - first[1])
             if delay > 0 and stop.wait(delay):
                 break
-        publisher.publish(json.loads(item.data))
+        publisher.publish(message_of(item, path))
         count += 1
     return count

@@ -18,7 +18,6 @@ anything malformed ends in `RecordingError`.
 
 from __future__ import annotations
 
-import json
 import logging
 import struct
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from .errors import SourceError
 from .sources import Source
 from .types import Frame
+from .wire import WireError, decode_payload
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class McapSource(Source):
         count = 0
         for item in iter_recording(self.path, topics):
             if item.topic == MESSAGES_TOPIC:
-                message = _json(item.data, self.path)
+                message = message_of(item, self.path)
                 if message.get("type") == "frame" and message.get("source") == self.recorded_id:
                     pending = message
                 continue
@@ -184,7 +184,7 @@ class McapSource(Source):
             if image is None:
                 raise RecordingError(f"recording {self.path}: frame {pending.get('seq')} of "
                                      f"{self.recorded_id} is not a readable JPEG")
-            t_capture = _number(pending.get("t_capture"), item.log_time_ns / 1e9)
+            t_capture = float(pending["t_capture"])  # a checked frame message has it, and its seq
             if self.realtime:
                 if start is None:
                     start = (t_capture, time.monotonic())
@@ -192,26 +192,19 @@ class McapSource(Source):
                 if delay > 0:
                     time.sleep(delay)
             count += 1
-            seq = pending.get("seq")
             pts = pending.get("pts")
-            yield self._make_frame(image, _number(pts, None), int(seq) if isinstance(seq, int) else None)
+            yield self._make_frame(image, float(pts) if isinstance(pts, (int, float)) else None, pending["seq"])
             pending = None
         if count == 0:
             raise RecordingError(f"recording {self.path} holds no frame of {self.recorded_id}")
 
 
-def _number(value: Any, default: Any) -> Any:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-
-def _json(data: bytes, path: str) -> dict[str, Any]:
+def message_of(item: Recorded, path: str) -> dict[str, Any]:
+    """A recorded wire message, checked as a subscriber checks it (`wire.decode_payload`)."""
     try:
-        message = json.loads(data)
-    except (ValueError, RecursionError) as err:
-        raise RecordingError(f"recording {path}: a message is not JSON ({err})") from None
-    if not isinstance(message, dict):
-        raise RecordingError(f"recording {path}: a message is not a JSON object")
-    return message
+        return decode_payload(item.data)
+    except WireError as err:
+        raise RecordingError(f"recording {path}: a message is malformed ({err})") from None
 
 
 def _jpeg(data: bytes) -> bytes:

@@ -330,7 +330,19 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
         raise WireError(f"expected 2 message frames (topic, payload), got {len(parts)}")
     try:
         topic = bytes(parts[0]).decode("utf-8")
-        message = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_no_constants)
+    except UnicodeDecodeError as err:
+        raise WireError(f"topic is not UTF-8: {err}"[:300]) from None
+    message = decode_payload(parts[1])
+    if topic != topic_for(message["source"]):
+        raise WireError(f"topic {topic!r} does not match source {message['source']!r}")
+    return message
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """A message's JSON payload (`encode(...)[1]`, also what recordings hold) ->
+    message dict, checked as `decode` checks it, or WireError."""
+    try:
+        message = json.loads(bytes(payload).decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as err:
         raise WireError(f"payload is not UTF-8 JSON: {err}"[:300]) from None
     except RecursionError:  # nesting deeper than Python's stack: no schema message nests more than a few levels
@@ -344,8 +356,6 @@ def decode(parts: Sequence[bytes]) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in _REQUIRED:
         raise WireError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
     _check_fields(message, _REQUIRED[kind], "message")
-    if topic != topic_for(message["source"]):
-        raise WireError(f"topic {topic!r} does not match source {message['source']!r}")
     if kind == "frame":
         for i, obj in enumerate(message["objects"]):
             if not isinstance(obj, dict):
