@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from segstream.pipelines.cli import _quiet_native_logs
@@ -93,6 +94,19 @@ def kept_through_crossings(gt: dict, tracks: dict, events: list, margin: int = 5
     return kept, total
 
 
+def run_on_pets(model: str, out: str, **extra) -> tuple[Any, Any]:
+    """`segstream run` on the sample video (PETS09-S2L1), persons only, with `extra`
+    config keys, its MOTChallenge export in `out`: (TrackEval scores, run stats)."""
+    config = RunConfig(source=[str(ASSETS / "video" / "vtest.avi")], model=[model], classes=["person"],
+                       progress=False, export=str(Path(out) / "PETS09-S2L1.txt"), **extra)
+    pipeline, _ = build_pipeline(config)
+    try:
+        stats = pipeline.run()
+    finally:
+        pipeline.models.close()
+    return evaluate_mot(ASSETS / "mot" / "MOT15", out, ["PETS09-S2L1"])["PETS09-S2L1"], stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"))
@@ -108,14 +122,7 @@ def main() -> None:
     print(f"{'tracker':<28}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'kept':>11}{'FPS':>8}")
     for name, extra in CONFIGS.items():
         with tempfile.TemporaryDirectory() as out:
-            config = RunConfig(source=[str(video)], model=[args.model], classes=["person"],
-                               export=str(Path(out) / "PETS09-S2L1.txt"), **extra)
-            pipeline, _ = build_pipeline(config)
-            try:
-                stats = pipeline.run()
-            finally:
-                pipeline.models.close()
-            s = evaluate_mot(gt, out, ["PETS09-S2L1"])["PETS09-S2L1"]
+            s, stats = run_on_pets(args.model, out, **extra)
             kept, total = kept_through_crossings(truth, read_boxes(Path(out) / "PETS09-S2L1.txt"), events)
         share = f"{kept}/{total} {kept / max(total, 1):.0%}"
         print(f"{name:<28}{s.hota:>7.1f}{s.mota:>7.1f}{s.idf1:>7.1f}{s.id_switches:>6}{share:>11}{stats.fps:>8.1f}")

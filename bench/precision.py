@@ -35,14 +35,14 @@ from scipy.optimize import linear_sum_assignment
 from segstream.engines.model import Model
 from segstream.engines.runtimes.engine_cache import BuildOptions
 from segstream.pipelines.cli import _quiet_native_logs
-from segstream.pipelines.config import RunConfig
-from segstream.pipelines.session import build_pipeline
 from segstream.stream.boxes import box_iou
 from segstream.stream.masks import paired_mask_iou
 from segstream.stream.sources import open_source
-from segstream.tracking.evaluation import evaluate_mot
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from pets_e2e import run_on_pets  # noqa: E402
+
 ASSETS = Path(os.environ.get("SEGSTREAM_ASSETS") or REPO.parent / "shared" / "assets")
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -94,18 +94,9 @@ def summary(values: np.ndarray) -> str:
 
 
 def end_to_end(model: str, precision: str, calib: str) -> tuple[float, float, float]:
-    video, gt = ASSETS / "video" / "vtest.avi", ASSETS / "mot" / "MOT15"
     extra = {} if precision == "fp32" else {"backend": "onnxruntime", "precision": precision}
     with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(source=[str(video)], model=[model], classes=["person"], progress=False,
-                           export=str(Path(out) / "PETS09-S2L1.txt"),
-                           calib=calib if precision == "int8" else None, **extra)
-        pipeline, _ = build_pipeline(config)
-        try:
-            stats = pipeline.run()
-        finally:
-            pipeline.models.close()
-        s = evaluate_mot(gt, out, ["PETS09-S2L1"])["PETS09-S2L1"]
+        s, stats = run_on_pets(model, out, calib=calib if precision == "int8" else None, **extra)
     return s.hota, s.idf1, stats.fps
 
 

@@ -99,16 +99,15 @@ class ViewServer(Sink):
         if src is None:
             return
         paths = src.trails.update(dets) if src.trails is not None else None
-        counts: dict[str, int] = {}
-        for obj in message.get("objects", ()):
-            counts[obj.get("class_name", "?")] = counts.get(obj.get("class_name", "?"), 0) + 1
+        objects = message.get("objects", ())
+        counts = dict(collections.Counter(obj.get("class_name", "?") for obj in objects))
         with self._cond:
             src.latest = (frame, dets, labels, paths, message)
             src.version += 1
             src.frames += 1
             src.times.append(time.monotonic())
             src.latency_ms = (message.get("latency_ms") or {}).get("total")
-            src.classes, src.tracks = counts, len(message.get("objects", ()))
+            src.classes, src.tracks = counts, len(objects)
             if src.state in ("starting", "file"):
                 src.state = "running"
             self._cond.notify_all()
