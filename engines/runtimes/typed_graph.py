@@ -76,9 +76,50 @@ def write_fp16(onnx_path: str, out: Path, fp32_tail: bool = True) -> Path:
     model = onnx.load(onnx_path)
     blocked = tail_nodes(model) if fp32_tail else []
     typed = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
-    _save(typed, out)
+    _save(without_fp16_round_trips(typed), out)
     log.info("%s: fp16 graph, %d tail nodes kept fp32", Path(onnx_path).name, len(blocked))
     return out
+
+
+def without_fp16_round_trips(model: Any) -> Any:
+    """`model` with every fp32 -> fp16 -> fp32 pair of Casts replaced by an Identity.
+
+    Why: ONNX Runtime's converter wraps each node it keeps fp32 in casts of its
+    own, fp16 in and fp16 out, so a tail of fp32 nodes still rounds every
+    tensor between them to fp16: boxes came out on a 0.125 px grid. A cast to
+    fp16 whose readers are all casts back to fp32 is such a round trip; the
+    readers then take the fp32 tensor itself. (onnxconverter-common's
+    `remove_unnecessary_cast_node` means to do this but fails on a tensor with
+    several readers; ONNX Runtime's optimiser keeps the pair, as it is not an
+    identity.)"""
+    import onnx
+
+    graph = model.graph
+    fp32 = {v.name for v in [*graph.value_info, *graph.input, *graph.output]
+            if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    fp32 |= {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node: Any) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    dropped = []
+    for node in graph.node:
+        if cast_to(node) != onnx.TensorProto.FLOAT16 or node.input[0] not in fp32 or node.output[0] in outputs:
+            continue
+        back = readers.get(node.output[0], [])
+        if back and all(cast_to(r) == onnx.TensorProto.FLOAT for r in back):
+            for r in back:
+                r.op_type, r.input[0] = "Identity", node.input[0]
+                del r.attribute[:]
+            dropped.append(node)
+    for node in dropped:
+        graph.node.remove(node)
+    return model
 
 
 def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail: bool = True) -> Path:
