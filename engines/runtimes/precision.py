@@ -35,20 +35,43 @@ class Layer:
     outputs: tuple[str, ...]
 
 
+def heavy_depth(layers: Sequence[Layer]) -> list[int]:
+    """For each layer, the most heavy layers on any one path from it to the
+    network's end, itself included: 0 for the decoding tail, 1 for the head's
+    last convolutions and what lies between them and the tail, and so on.
+    Does not assume the layers are sorted."""
+    readers: dict[str, list[int]] = {}
+    for i, layer in enumerate(layers):
+        for name in layer.inputs:
+            readers.setdefault(name, []).append(i)
+    after = [[j for name in layer.outputs for j in readers.get(name, ())] for layer in layers]
+    depth: list[int | None] = [None] * len(layers)
+    for start in range(len(layers)):
+        stack = [start]
+        while stack:  # depth-first, without recursion: a network has thousands of layers
+            i = stack[-1]
+            if depth[i] is not None:
+                stack.pop()
+                continue
+            waiting = [j for j in after[i] if depth[j] is None]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            depth[i] = int(layers[i].heavy) + max((depth[j] or 0 for j in after[i]), default=0)
+            stack.pop()
+    return [d or 0 for d in depth]
+
+
 def output_tail(layers: Sequence[Layer]) -> list[int]:
-    """Indices of the layers from which no heavy layer can be reached, in order.
-    Does not assume the layers are sorted: walks back from every heavy layer
-    through the producers of its inputs and returns what it never visits."""
-    producer = {name: i for i, layer in enumerate(layers) for name in layer.outputs}
-    feeds_heavy: set[int] = set()
-    stack = [i for i, layer in enumerate(layers) if layer.heavy]
-    while stack:
-        i = stack.pop()
-        if i in feeds_heavy:
-            continue
-        feeds_heavy.add(i)
-        stack.extend(producer[name] for name in layers[i].inputs if name in producer)
-    return [i for i in range(len(layers)) if i not in feeds_heavy]
+    """Indices of the layers from which no heavy layer can be reached, in order."""
+    return output_head(layers, 0)
+
+
+def output_head(layers: Sequence[Layer], convolutions: int) -> list[int]:
+    """Indices of the layers with at most `convolutions` heavy layers (their own
+    included) between them and the network's end, in order: the tail and the
+    head's last `convolutions` convolutions on every path."""
+    return [i for i, d in enumerate(heavy_depth(layers)) if d <= convolutions]
 
 
 def onnx_layers(graph: Any) -> list[Layer]:

@@ -83,7 +83,7 @@ def test_fp16_round_trips_between_fp32_nodes_are_removed():
     assert value_types(fixed)["body"] == FLOAT16
 
 
-def test_int8_graph_is_symmetric_qdq_calibrated_on_prepared_frames(seg_model, blobs, tmp_path):
+def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_frames(seg_model, blobs, tmp_path):
     out = write_int8(str(seg_model), tmp_path / "m.int8.onnx", iter(blobs[:8]))
     model = onnx.load(out)
     ops = [n.op_type for n in model.graph.node]
@@ -94,6 +94,22 @@ def test_int8_graph_is_symmetric_qdq_calibrated_on_prepared_frames(seg_model, bl
     tail_outputs = {o for n in model.graph.node if n.name in tail for o in n.output}
     quantised = {i for n in model.graph.node if n.op_type == "QuantizeLinear" for i in n.input}
     assert tail_outputs and not tail_outputs & quantised  # the tail computes in fp32 on dequantised inputs
+    readers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    weighted = {"Conv", "ConvTranspose"}
+    dequantised = [n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
+                   and producers.get(n.input[0]) is not None]  # activations (weights are stored INT8)
+    # INT8 where the weights are: each quantised activation is a convolution's
+    # input or output, never a tensor between activations or concatenations alone
+    assert all({r.op_type for r in readers[d]} & weighted
+               or producers[producers[producers[d].input[0]].input[0]].op_type in weighted for d in dequantised)
+    head = set(tail_nodes(onnx.load(seg_model), 2)) - tail
+    head_convs = {n.name for n in model.graph.node if n.name in head and n.op_type in weighted}
+    weights = [n.input[1] for n in model.graph.node if n.name in head_convs]
+    assert head_convs and not any(w in producers for w in weights)  # the head's weights stay fp32
     assert [o.type.tensor_type.elem_type for o in model.graph.output] == [FLOAT, FLOAT]
     reference, typed = run(seg_model, blobs[3]), run(out, blobs[3])
     candidates = reference[0][0, 4:84].max(axis=0) > 0.5

@@ -1,0 +1,111 @@
+"""Which INT8 choices hold accuracy: the variants tried before choosing
+`segstream build --int8`'s (engines.runtimes.typed_graph), side by side.
+
+    python bench/int8_variants.py [--model M.onnx] [--frames 150] [--calib-frames 256]
+
+Each variant is a QDQ graph written by ONNX Runtime's static quantiser
+(symmetric INT8, per-channel weights, biases float, as TensorRT takes them),
+calibrated on the indoor sample video, never on the scored one. They differ in
+- where INT8 goes: every operator ONNX Runtime can quantise ("all"), or only
+  the layers with weights ("conv", TensorRT's Q/DQ placement guide);
+- what stays fp32: the decoding tail alone ("tail") or also the head's last two
+  convolutions on every path ("head", engines.runtimes.precision.output_head);
+- the calibration: min/max over all frames, or its moving average per frame.
+Each is compared with fp32 on the first frames of the sample video (objects
+found by one side only, matched boxes' IoU) and scored end to end on
+PETS09-S2L1 with the default tracker. A score on one sequence moves by a few
+HOTA with any change of detection scores near the threshold, so the choice
+rests on the object-level columns and on the published placement, not on the
+HOTA column alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from segstream.engines.model import Model, onnx_preprocess
+from segstream.engines.runtimes.calibration import calibration_batches, sample_frame
+from segstream.engines.runtimes.engine_cache import ShapeProfile
+from segstream.engines.runtimes.typed_graph import QUANTISED_OPS, tail_nodes
+from segstream.pipelines.cli import _quiet_native_logs
+from segstream.stream.sources import open_source
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pets_e2e import run_on_pets  # noqa: E402
+from precision import ASSETS, compare, detect, summary  # noqa: E402
+
+# (placement, kept fp32, calibration)
+VARIANTS = [("all", "tail", "min/max"), ("all", "head", "min/max"), ("all", "head", "moving"),
+            ("conv", "head", "min/max"), ("conv", "head", "moving")]
+
+
+def quantise(model: str, out: Path, blobs: list, placement: str, kept: str, calibration: str) -> None:
+    graph = onnx.load(model)
+    blocked = tail_nodes(graph, 2 if kept == "head" else 0)
+    named = out.with_suffix(".named.onnx")
+    onnx.save(graph, str(named))
+    name, it = graph.graph.input[0].name, iter(blobs)
+
+    class Frames(CalibrationDataReader):
+        def get_next(self) -> dict | None:
+            blob = next(it, None)
+            return None if blob is None else {name: blob}
+
+    quantize_static(str(named), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
+                    op_types_to_quantize=list(QUANTISED_OPS) if placement == "conv" else None,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                   "CalibMovingAverage": calibration == "moving"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=[str(ASSETS / "models" / "yolov8n-seg_320_fp32.onnx"),
+                                                        str(ASSETS / "models" / "yolo11n-pose.onnx")])
+    parser.add_argument("--frames", type=int, default=150, help="frames of the sample video compared")
+    parser.add_argument("--calib", default=str(ASSETS / "video" / "one-by-one-person-detection.mp4"))
+    parser.add_argument("--calib-frames", type=int, default=256)
+    args = parser.parse_args()
+    _quiet_native_logs()
+    with open_source(str(ASSETS / "video" / "vtest.avi")) as src:
+        frames = [f for _, f in zip(range(args.frames), src)]
+    for model in args.models:
+        prepare = onnx_preprocess(model)
+        hw = tuple(prepare(sample_frame()).shape[2:])
+        profile = ShapeProfile(min_hw=hw, opt_hw=hw, max_hw=hw)  # type: ignore[arg-type]
+        blobs = list(calibration_batches(args.calib, profile, args.calib_frames, prepare))
+        reference = Model.load(model, backend="onnxruntime", device="cpu", threads=1)
+        try:
+            expected, _ = detect(reference, frames)
+        finally:
+            reference.close()
+        with tempfile.TemporaryDirectory() as out:
+            base = run_on_pets(model, out)[0]
+        print(f"\n{Path(model).name}: {sum(len(d) for d in expected)} objects in {len(frames)} frames; fp32 "
+              f"end to end HOTA {base.hota:.1f} IDF1 {base.idf1:.1f}; INT8 calibrated on {len(blobs)} frames of "
+              f"{Path(args.calib).name}")
+        print(f"{'INT8 at':<8}{'fp32':<6}{'calibration':<13}{'only fp32 / only int8':>22}  {'matched boxes IoU':<52}"
+              f"{'HOTA':>6}{'IDF1':>6}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for placement, kept, calibration in VARIANTS:
+                path = Path(tmp) / f"{placement}-{kept}-{calibration.replace('/', '')}.onnx"
+                quantise(model, path, blobs, placement, kept, calibration)
+                typed = Model.load(str(path), backend="onnxruntime", device="cpu", threads=1)
+                try:
+                    c = compare(expected, detect(typed, frames)[0])
+                finally:
+                    typed.close()
+                with tempfile.TemporaryDirectory() as out:
+                    s = run_on_pets(str(path), out, backend="onnxruntime")[0]
+                print(f"{placement:<8}{kept:<6}{calibration:<13}{c['only_ref']:>11} / {c['only_other']:<8}  "
+                      f"{summary(c['boxes']):<52}{s.hota - base.hota:>+6.1f}{s.idf1 - base.idf1:>+6.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
