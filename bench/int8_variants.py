@@ -6,8 +6,9 @@
 Each variant is a QDQ graph written by ONNX Runtime's static quantiser
 (symmetric INT8, per-channel weights, biases float, as TensorRT takes them),
 calibrated on the indoor sample video, never on the scored one. They differ in
-- where INT8 goes: every operator ONNX Runtime can quantise ("all"), or only
-  the layers with weights ("conv", TensorRT's Q/DQ placement guide);
+- where INT8 goes: every operator ONNX Runtime can quantise ("all"), only
+  the layers with weights ("conv", TensorRT's Q/DQ placement guide; ONNX
+  Runtime rounds their outputs too), or only those layers' inputs ("inputs");
 - what stays fp32: the decoding tail alone ("tail") or also the head's last two
   convolutions on every path ("head", engines.runtimes.precision.output_head);
 - the calibration: min/max over all frames, or its moving average per frame.
@@ -41,7 +42,7 @@ from precision import ASSETS, compare, detect, summary  # noqa: E402
 
 # (placement, kept fp32, calibration)
 VARIANTS = [("all", "tail", "min/max"), ("all", "head", "min/max"), ("all", "head", "moving"),
-            ("conv", "head", "min/max"), ("conv", "head", "moving")]
+            ("conv", "head", "min/max"), ("conv", "head", "moving"), ("inputs", "head", "min/max")]
 
 
 def quantise(model: str, out: Path, blobs: list, placement: str, kept: str, calibration: str) -> None:
@@ -58,10 +59,14 @@ def quantise(model: str, out: Path, blobs: list, placement: str, kept: str, cali
 
     quantize_static(str(named), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
-                    op_types_to_quantize=list(QUANTISED_OPS) if placement == "conv" else None,
+                    op_types_to_quantize=list(QUANTISED_OPS) if placement != "all" else None,
                     calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                   "CalibMovingAverage": calibration == "moving"})
+                                   "CalibMovingAverage": calibration == "moving",
+                                   # "inputs": a convolution's output is not rounded to INT8 again before its
+                                   # activation, as in TensorRT's fused convolution + activation
+                                   "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS) if placement == "inputs"
+                                   else []})
 
 
 def main() -> None:
@@ -71,6 +76,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames of the sample video compared")
     parser.add_argument("--calib", default=str(ASSETS / "video" / "one-by-one-person-detection.mp4"))
     parser.add_argument("--calib-frames", type=int, default=256)
+    parser.add_argument("--only", nargs="+", help="variants as placement/kept/calibration, e.g. conv/head/min/max")
     args = parser.parse_args()
     _quiet_native_logs()
     with open_source(str(ASSETS / "video" / "vtest.avi")) as src:
@@ -94,6 +100,8 @@ def main() -> None:
               f"{'HOTA':>6}{'IDF1':>6}")
         with tempfile.TemporaryDirectory() as tmp:
             for placement, kept, calibration in VARIANTS:
+                if args.only and f"{placement}/{kept}/{calibration}" not in args.only:
+                    continue
                 path = Path(tmp) / f"{placement}-{kept}-{calibration.replace('/', '')}.onnx"
                 quantise(model, path, blobs, placement, kept, calibration)
                 typed = Model.load(str(path), backend="onnxruntime", device="cpu", threads=1)

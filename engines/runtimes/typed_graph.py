@@ -44,15 +44,16 @@ from .precision import onnx_layers, output_head, output_tail
 log = logging.getLogger(__name__)
 
 # INT8 quantises the inputs of the layers with weights, as TensorRT's Q/DQ
-# placement guide asks; activations, concatenations and the like stay in the
-# precision around them instead of being rounded to INT8 once more each.
+# placement guide asks, and not their outputs: TensorRT runs a convolution and
+# its activation as one layer, so nothing rounds between them, and
+# activations, concatenations and the like are not rounded to INT8 again each.
 QUANTISED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 # and keeps the head's last two convolutions on every path fp32 besides the
 # tail: per-tensor INT8 of their inputs moved YOLO11n-pose's boxes to a mean
 # IoU of 0.89 to fp32, 0.97 with them fp32 (bench/precision.py, docs/benchmarks.md).
 INT8_HEAD_CONVOLUTIONS = 2
 # bumped whenever what a graph is made of changes, so that no cache serves an older one
-GRAPH_RULES = 2
+GRAPH_RULES = 3
 
 
 def tail_nodes(model: Any, convolutions: int = 0) -> list[str]:
@@ -166,7 +167,8 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
                         op_types_to_quantize=list(QUANTISED_OPS),
                         # TensorRT's INT8 is symmetric, and it takes biases in float, not as int32 QDQ
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                       "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS)})
     finally:
         named.unlink(missing_ok=True)
     if reader.count == 0:

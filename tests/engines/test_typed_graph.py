@@ -87,7 +87,7 @@ def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_fram
     out = write_int8(str(seg_model), tmp_path / "m.int8.onnx", iter(blobs[:8]))
     model = onnx.load(out)
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 50
+    assert ops.count("QuantizeLinear") >= 40 and ops.count("DequantizeLinear") >= 40  # convolution inputs
     zero_points = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer if "zero_point" in t.name}
     assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points.values())  # TensorRT's INT8
     tail = set(tail_nodes(onnx.load(seg_model)))
@@ -103,9 +103,11 @@ def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_fram
     dequantised = [n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
                    and producers.get(n.input[0]) is not None]  # activations (weights are stored INT8)
     # INT8 where the weights are: each quantised activation is a convolution's
-    # input or output, never a tensor between activations or concatenations alone
-    assert all({r.op_type for r in readers[d]} & weighted
-               or producers[producers[producers[d].input[0]].input[0]].op_type in weighted for d in dequantised)
+    # input, never its output (TensorRT runs the activation fused with it) nor a
+    # tensor between activations or concatenations alone
+    assert all({r.op_type for r in readers[d]} & weighted for d in dequantised)
+    sources = [producers.get(producers[producers[d].input[0]].input[0]) for d in dequantised]
+    assert not any(source is not None and source.op_type in weighted for source in sources)
     head = set(tail_nodes(onnx.load(seg_model), 2)) - tail
     head_convs = {n.name for n in model.graph.node if n.name in head and n.op_type in weighted}
     weights = [n.input[1] for n in model.graph.node if n.name in head_convs]
