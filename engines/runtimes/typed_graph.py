@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 QUANTISED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 # and keeps the head's last two convolutions on every path fp32 besides the
 # tail: per-tensor INT8 of their inputs moved YOLO11n-pose's boxes to a mean
-# IoU of 0.89 to fp32, 0.97 with them fp32 (bench/precision.py, docs/benchmarks.md).
+# IoU of 0.94 to fp32, 0.97 with them fp32 (bench/int8_variants.py, docs/benchmarks.md).
 INT8_HEAD_CONVOLUTIONS = 2
 # bumped whenever what a graph is made of changes, so that no cache serves an older one
 GRAPH_RULES = 3
