@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import threading
@@ -341,8 +342,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     name, device, why = choose_backend("tensorrt", args.device)
     if name != "tensorrt":
         if options.precision != "fp32":
-            print(f"no TensorRT engine built here ({why}); the graph runs with "
-                  f"`segstream run --backend onnxruntime --precision {options.precision}`")
+            calib = f" --calib {shlex.quote(args.calib)}" if options.precision == "int8" else ""  # the same graph
+            print(f"no TensorRT engine built here ({why}); the graph runs with `segstream run --model "
+                  f"{shlex.quote(args.model)} --backend onnxruntime --precision {options.precision}{calib} --source ...`")
             return 0
         raise ModelError(f"cannot build a TensorRT engine here: {why}; `segstream run` will use {name} on {device}")
     if args.batch > 1:

@@ -38,7 +38,8 @@ def test_build_writes_the_typed_graph_that_run_then_runs_on_onnxruntime(video, s
     assert built.returncode == 0, built.stderr
     graphs = list((tmp_path / "graphs").glob("*.int8.*.onnx"))
     assert len(graphs) == 1 and f"int8 graph ready: {graphs[0]}" in built.stdout
-    assert "the graph runs with `segstream run --backend onnxruntime --precision int8`" in built.stdout
+    assert (f"the graph runs with `segstream run --model {seg_model} --backend onnxruntime --precision int8 "
+            f"--calib {video} --source ...`") in built.stdout
     run = segstream("run", "--source", video, "--model", seg_model, "--backend", "onnxruntime", "--precision", "int8",
                     "--calib", video, "--max-frames", 5, "--no-progress", "--log-level", "INFO", env=env)
     assert run.returncode == 0, run.stderr
