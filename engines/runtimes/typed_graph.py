@@ -40,7 +40,7 @@ import numpy as np
 from ...stream.errors import ModelError
 from ..hub import cache_dir, sha256_of
 from .engine_cache import BuildOptions, ShapeProfile
-from .precision import onnx_layers, output_head, output_tail
+from .precision import onnx_layers, output_head
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ def tail_nodes(model: Any, convolutions: int = 0) -> list[str]:
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"segstream_node_{i}"
-    layers = onnx_layers(model.graph)
-    kept = output_head(layers, convolutions) if convolutions else output_tail(layers)
-    return [model.graph.node[i].name for i in kept]
+    return [model.graph.node[i].name for i in output_head(onnx_layers(model.graph), convolutions)]
 
 
 def graph_key(onnx_path: str, options: BuildOptions) -> str:
