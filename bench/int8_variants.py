@@ -28,12 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import onnx
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from segstream.engines.model import Model, onnx_preprocess
 from segstream.engines.runtimes.calibration import calibration_batches, sample_frame
 from segstream.engines.runtimes.engine_cache import ShapeProfile
-from segstream.engines.runtimes.typed_graph import QUANTISED_OPS, tail_nodes
+from segstream.engines.runtimes.typed_graph import QUANTISED_OPS, Int8Recipe, write_int8
 from segstream.pipelines.cli import _quiet_native_logs
 from segstream.stream.sources import open_source
 
@@ -47,29 +45,10 @@ VARIANTS = [("all", "tail", "min/max"), ("all", "head", "min/max"), ("all", "hea
             ("inputs", "head", "percentile"), ("inputs", "head", "entropy")]
 
 
-def quantise(model: str, out: Path, blobs: list, placement: str, kept: str, calibration: str) -> None:
-    graph = onnx.load(model)
-    blocked = tail_nodes(graph, 2 if kept == "head" else 0)
-    named = out.with_suffix(".named.onnx")
-    onnx.save(graph, str(named))
-    name, it = graph.graph.input[0].name, iter(blobs)
-
-    class Frames(CalibrationDataReader):
-        def get_next(self) -> dict | None:
-            blob = next(it, None)
-            return None if blob is None else {name: blob}
-
-    quantize_static(str(named), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
-                    op_types_to_quantize=list(QUANTISED_OPS) if placement != "all" else None,
-                    calibrate_method={"percentile": CalibrationMethod.Percentile,
-                                      "entropy": CalibrationMethod.Entropy}.get(calibration, CalibrationMethod.MinMax),
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                   "CalibMovingAverage": calibration == "moving", "CalibPercentile": 99.999,
-                                   # "inputs": a convolution's output is not rounded to INT8 again before its
-                                   # activation, as in TensorRT's fused convolution + activation
-                                   "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS) if placement == "inputs"
-                                   else []})
+def recipe(placement: str, kept: str, calibration: str) -> Int8Recipe:
+    """The variant as the recipe `segstream build --int8` takes (its default is the chosen row)."""
+    return Int8Recipe(ops=None if placement == "all" else QUANTISED_OPS, outputs=placement != "inputs",
+                      head_convolutions=2 if kept == "head" else 0, calibration=calibration)
 
 
 def main() -> None:
@@ -106,7 +85,7 @@ def main() -> None:
                 if args.only and f"{placement}/{kept}/{calibration}" not in args.only:
                     continue
                 path = Path(tmp) / f"{placement}-{kept}-{calibration.replace('/', '')}.onnx"
-                quantise(model, path, blobs, placement, kept, calibration)
+                write_int8(model, path, iter(blobs), recipe=recipe(placement, kept, calibration))
                 typed = Model.load(str(path), backend="onnxruntime", device="cpu", threads=1)
                 try:
                     c = compare(expected, detect(typed, frames)[0])

@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -44,15 +44,31 @@ from .precision import onnx_layers, output_head
 
 log = logging.getLogger(__name__)
 
-# INT8 quantises the inputs of the layers with weights, as TensorRT's Q/DQ
-# placement guide asks, and not their outputs: TensorRT runs a convolution and
-# its activation as one layer, so nothing rounds between them, and
-# activations, concatenations and the like are not rounded to INT8 again each.
-QUANTISED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-# and keeps the head's last two convolutions on every path fp32 besides the
-# tail: per-tensor INT8 of their inputs moved YOLO11n-pose's boxes to a mean
-# IoU of 0.94 to fp32, 0.97 with them fp32 (bench/int8_variants.py, docs/benchmarks.md).
-INT8_HEAD_CONVOLUTIONS = 2
+QUANTISED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # the layers with weights
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How an INT8 graph is made. The default is what `segstream build --int8`
+    writes; bench/int8_variants.py measures it against the others
+    (docs/benchmarks.md):
+    - INT8 at the inputs of the layers with weights (`ops`), as TensorRT's Q/DQ
+      placement guide asks, and not at their outputs (`outputs`): TensorRT runs
+      a convolution and its activation as one layer, so nothing rounds between
+      them, and activations, concatenations and the like are not rounded to
+      INT8 again each (`ops=None`: every operator ONNX Runtime can quantise);
+    - the head's last `head_convolutions` convolutions on every path kept fp32
+      besides the tail: per-tensor INT8 of their inputs moved YOLO11n-pose's
+      boxes to a mean IoU of 0.94 to fp32, 0.97 with them fp32;
+    - `calibration`: "min/max" over all frames, "moving" (its average per
+      frame), "percentile" (99.999) or "entropy"."""
+
+    ops: tuple[str, ...] | None = QUANTISED_OPS
+    outputs: bool = False
+    head_convolutions: int = 2
+    calibration: str = "min/max"
+
+
 # bumped whenever what a graph is made of changes, so that no cache serves an older one
 GRAPH_RULES = 3
 
@@ -136,15 +152,22 @@ def without_fp16_round_trips(model: Any) -> Any:
     return model
 
 
-def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail: bool = True) -> Path:
-    """Explicit QDQ INT8 (symmetric, per-channel weights) at the inputs of the
-    layers with weights, calibrated on `blobs`; the tail and the head's last
-    convolutions kept fp32."""
+def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail: bool = True,
+               recipe: Int8Recipe = Int8Recipe()) -> Path:
+    """Explicit QDQ INT8 (symmetric, per-channel weights) made by `recipe`,
+    calibrated on `blobs`; by default at the inputs of the layers with
+    weights, the tail and the head's last convolutions kept fp32."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     model = onnx.load(onnx_path)
-    blocked = tail_nodes(model, INT8_HEAD_CONVOLUTIONS) if fp32_tail else []
+    blocked = tail_nodes(model, recipe.head_convolutions) if fp32_tail else []
     name = model.graph.input[0].name
     named = out.with_suffix(".named.onnx")  # the node names the exclusion list refers to
     _save(model, named)
@@ -161,13 +184,18 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
             return {name: blob}
 
     reader = Frames()
+    method = {"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
     try:
         quantize_static(str(named), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
-                        op_types_to_quantize=list(QUANTISED_OPS),
+                        op_types_to_quantize=list(recipe.ops) if recipe.ops else None,
+                        calibrate_method=method.get(recipe.calibration, CalibrationMethod.MinMax),
                         # TensorRT's INT8 is symmetric, and it takes biases in float, not as int32 QDQ
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                       "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS)})
+                                       "OpTypesToExcludeOutputQuantization": [] if recipe.outputs else
+                                       list(recipe.ops or ()),
+                                       "CalibMovingAverage": recipe.calibration == "moving",
+                                       "CalibPercentile": 99.999})
     finally:
         named.unlink(missing_ok=True)
     if reader.count == 0:
