@@ -9,8 +9,10 @@ calibrated on the indoor sample video, never on the scored one. They differ in
 - where INT8 goes: every operator ONNX Runtime can quantise ("all"), only
   the layers with weights ("conv", TensorRT's Q/DQ placement guide; ONNX
   Runtime rounds their outputs too), or only those layers' inputs ("inputs");
-- what stays fp32: the decoding tail alone ("tail") or also the head's last two
-  convolutions on every path ("head", engines.runtimes.precision.output_head);
+- what stays fp32: the decoding tail alone ("tail"), also the head's last two
+  convolutions on every path ("head", engines.runtimes.precision.output_head),
+  and also attention's matrix products ("head+attention",
+  typed_graph.attention_matmuls; YOLO11 has them, YOLOv8 has none);
 - the calibration: min/max over all frames, its moving average per frame,
   the 99.999th percentile of the values, or entropy (TensorRT's default).
 Each is compared with fp32 on the first frames of the sample video (objects
@@ -42,13 +44,14 @@ from precision import ASSETS, compare, detect, summary  # noqa: E402
 # (placement, kept fp32, calibration)
 VARIANTS = [("all", "tail", "min/max"), ("all", "head", "min/max"), ("all", "head", "moving"),
             ("conv", "head", "min/max"), ("conv", "head", "moving"), ("inputs", "head", "min/max"),
-            ("inputs", "head", "percentile"), ("inputs", "head", "entropy")]
+            ("inputs", "head", "percentile"), ("inputs", "head", "entropy"), ("inputs", "head+attention", "min/max")]
 
 
 def recipe(placement: str, kept: str, calibration: str) -> Int8Recipe:
     """The variant as the recipe `segstream build --int8` takes (its default is the chosen row)."""
     return Int8Recipe(ops=None if placement == "all" else QUANTISED_OPS, outputs=placement != "inputs",
-                      head_convolutions=2 if kept == "head" else 0, calibration=calibration)
+                      head_convolutions=0 if kept == "tail" else 2, calibration=calibration,
+                      quantise_attention=kept != "head+attention")
 
 
 def main() -> None:
@@ -78,7 +81,7 @@ def main() -> None:
         print(f"\n{Path(model).name}: {sum(len(d) for d in expected)} objects in {len(frames)} frames; fp32 "
               f"end to end HOTA {base.hota:.1f} IDF1 {base.idf1:.1f}; INT8 calibrated on {len(blobs)} frames of "
               f"{Path(args.calib).name}")
-        print(f"{'INT8 at':<8}{'fp32':<6}{'calibration':<13}{'only fp32 / only int8':>22}  {'matched boxes IoU':<52}"
+        print(f"{'INT8 at':<8}{'fp32':<16}{'calibration':<13}{'only fp32 / only int8':>22}  {'matched boxes IoU':<52}"
               f"{'HOTA':>6}{'IDF1':>6}")
         with tempfile.TemporaryDirectory() as tmp:
             for placement, kept, calibration in VARIANTS:
@@ -93,7 +96,7 @@ def main() -> None:
                     typed.close()
                 with tempfile.TemporaryDirectory() as out:
                     s = run_on_pets(str(path), out, backend="onnxruntime")[0]
-                print(f"{placement:<8}{kept:<6}{calibration:<13}{c['only_ref']:>11} / {c['only_other']:<8}  "
+                print(f"{placement:<8}{kept:<16}{calibration:<13}{c['only_ref']:>11} / {c['only_other']:<8}  "
                       f"{summary(c['boxes']):<52}{s.hota - base.hota:>+6.1f}{s.idf1 - base.idf1:>+6.1f}", flush=True)
 
 

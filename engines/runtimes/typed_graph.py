@@ -18,10 +18,10 @@ does the same on top of these but brings torch and CUDA packages with it.
 
 The decoding tail (the layers after the last convolutions:
 `engines.runtimes.precision`) stays fp32 in both, as in TensorRT 10 builds;
-INT8 keeps the head's last two convolutions per branch fp32 too, and
-quantises only the inputs of layers with weights. INT8 is calibrated on
-frames prepared exactly as the model's adapter prepares them. Graphs are
-cached like engines, under a key of the source model, the precision, and
+INT8 keeps the head's last two convolutions per branch and attention's
+matrix products fp32 too, and quantises only the inputs of layers with
+weights. INT8 is calibrated on frames prepared exactly as the model's
+adapter prepares them. Graphs are cached like engines, under a key of the source model, the precision, and
 for INT8 the calibration frames and their preparation.
 """
 
@@ -61,26 +61,47 @@ class Int8Recipe:
       besides the tail: per-tensor INT8 of their inputs moved YOLO11n-pose's
       boxes to a mean IoU of 0.94 to fp32, 0.97 with them fp32;
     - `calibration`: "min/max" over all frames, "moving" (its average per
-      frame), "percentile" (99.999) or "entropy"."""
+      frame), "percentile" (99.999) or "entropy";
+    - attention's matrix products (`attention_matmuls`) kept fp32 unless
+      `quantise_attention`: ModelOpt's default INT8 placement leaves this
+      core of attention unquantised too, and INT8 there cost YOLO11n-pose
+      (its C2PSA block) 40 of 155 people on the sample video, 10 without."""
 
     ops: tuple[str, ...] | None = QUANTISED_OPS
     outputs: bool = False
     head_convolutions: int = 2
     calibration: str = "min/max"
+    quantise_attention: bool = False
 
 
 # bumped whenever what a graph is made of changes, so that no cache serves an older one
-GRAPH_RULES = 3
+GRAPH_RULES = 4
+
+
+def name_nodes(model: Any) -> None:
+    """Name every unnamed node (the converters and quantiser block by name)."""
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"segstream_node_{i}"
 
 
 def tail_nodes(model: Any, convolutions: int = 0) -> list[str]:
     """Names of the decoding tail's nodes, and with `convolutions` those of the
-    head's last convolutions too, naming any unnamed node first (the
-    converters block by name)."""
-    for i, node in enumerate(model.graph.node):
-        if not node.name:
-            node.name = f"segstream_node_{i}"
+    head's last convolutions too (unnamed nodes are named first)."""
+    name_nodes(model)
     return [model.graph.node[i].name for i in output_head(onnx_layers(model.graph), convolutions)]
+
+
+def attention_matmuls(model: Any) -> list[str]:
+    """Names of the MatMuls of two activations: attention's query-key and
+    attention-value products (weights enter a MatMul as a constant). Like
+    ModelOpt's MHA pattern (MatMul, Softmax, MatMul), these stay fp32 in INT8
+    graphs: both operands change with every frame and the softmax between
+    them is sharp, so one per-tensor scale fits them badly."""
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    name_nodes(model)
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not constants & set(n.input)]
 
 
 def graph_key(onnx_path: str, options: BuildOptions) -> str:
@@ -156,7 +177,8 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
                recipe: Int8Recipe = Int8Recipe()) -> Path:
     """Explicit QDQ INT8 (symmetric, per-channel weights) made by `recipe`,
     calibrated on `blobs`; by default at the inputs of the layers with
-    weights, the tail and the head's last convolutions kept fp32."""
+    weights, the tail, the head's last convolutions and attention's matrix
+    products kept fp32."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -168,6 +190,8 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
 
     model = onnx.load(onnx_path)
     blocked = tail_nodes(model, recipe.head_convolutions) if fp32_tail else []
+    if not recipe.quantise_attention:
+        blocked += attention_matmuls(model)
     name = model.graph.input[0].name
     named = out.with_suffix(".named.onnx")  # the node names the exclusion list refers to
     _save(model, named)
@@ -201,8 +225,8 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
     if reader.count == 0:
         out.unlink(missing_ok=True)
         raise ModelError("calib: no frame to calibrate with; give a video file or image folder from the camera")
-    log.info("%s: INT8 QDQ graph calibrated on %d frames, %d tail and head nodes kept fp32", Path(onnx_path).name,
-             reader.count, len(blocked))
+    log.info("%s: INT8 QDQ graph calibrated on %d frames, %d tail, head and attention nodes kept fp32",
+             Path(onnx_path).name, reader.count, len(blocked))
     return out
 
 

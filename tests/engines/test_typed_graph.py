@@ -12,7 +12,13 @@ import onnxruntime as ort
 import pytest
 from segstream.engines.model import onnx_preprocess
 from segstream.engines.runtimes.engine_cache import BuildOptions
-from segstream.engines.runtimes.typed_graph import ensure_typed_graph, tail_nodes, write_fp16, write_int8
+from segstream.engines.runtimes.typed_graph import (
+    attention_matmuls,
+    ensure_typed_graph,
+    tail_nodes,
+    write_fp16,
+    write_int8,
+)
 from segstream.stream.sources import open_source
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
@@ -116,6 +122,24 @@ def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_fram
     reference, typed = run(seg_model, blobs[3]), run(out, blobs[3])
     candidates = reference[0][0, 4:84].max(axis=0) > 0.5
     assert np.median(np.abs(typed[0][0, :4, candidates] - reference[0][0, :4, candidates])) < 3.0
+
+
+def test_int8_keeps_attention_products_fp32(pose_model, video, tmp_path):
+    """YOLO11's attention block (C2PSA): INT8 at its two activation-by-activation
+    products lost a quarter of the sample video's people, so they stay fp32,
+    while the convolutions around them are quantised."""
+    source = onnx.load(pose_model)
+    products = attention_matmuls(source)
+    assert sorted(products) == ["/model.10/m/m.0/attn/MatMul", "/model.10/m/m.0/attn/MatMul_1"]
+    prepare = onnx_preprocess(str(pose_model))
+    with open_source(str(video)) as src:
+        frames = [prepare(f) for f in itertools.islice(src, 2)]
+    model = onnx.load(write_int8(str(pose_model), tmp_path / "pose.int8.onnx", iter(frames)))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    by_name = {n.name: n for n in model.graph.node}
+    assert all(producers[i].op_type != "DequantizeLinear" for p in products for i in by_name[p].input)
+    qkv = by_name["/model.10/m/m.0/attn/qkv/conv/Conv"]
+    assert producers[qkv.input[0]].op_type == "DequantizeLinear"  # the block's convolutions are INT8
 
 
 def test_typed_graphs_are_cached_under_the_model_precision_and_calibration(seg_model, video, tmp_path):
