@@ -102,6 +102,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="torch backend on CUDA: launch the model layer by layer instead of replaying it as one "
                         "CUDA graph (the default, about 2x FPS on an H200)")
     p.add_argument("--cuda-graph", action="store_true", default=None, dest="cuda_graph", help=argparse.SUPPRESS)
+    p.add_argument("--trt-weak-typing", action="store_true", default=None, dest="trt_weak_typing",
+                   help="TensorRT 10: set precision with builder flags and TensorRT's calibrator (the old way) "
+                        "instead of building the fp16/INT8 ONNX graph strongly typed")
     p.add_argument("--threads", type=int, help="inference threads per model call (default: one per core)")
     p.add_argument("--infer-workers", type=int, dest="infer_workers",
                    help="frames in inference at once (default 1); e.g. 2 with --threads 1 on 2 cores")
@@ -187,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--calib", help="INT8 calibration frames: a video file or an image folder")
     build.add_argument("--batch", type=int, default=1, help="largest batch the engine accepts (default 1)")
     build.add_argument("--device", default="cuda", help="cuda (default) or cuda:N")
+    build.add_argument("--trt-weak-typing", action="store_true", dest="trt_weak_typing",
+                       help="TensorRT 10: builder flags and TensorRT's calibrator instead of the typed graph")
     build.add_argument("--config", help="the run's YAML file: its `semantic` mean/std/input_size apply as in `run`")
     _common(build)
     build.set_defaults(func=cmd_build)
@@ -251,7 +256,7 @@ def _quiet_native_logs() -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("source", "sources_file", "model", "tracker", "appearance", "reid_model", "cmc", "conf", "iou", "classes", "publish", "save", "trails", "export", "record", "show", "view", "segment_minutes",
-            "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "threads", "infer_workers", "workers",
+            "max_frames", "realtime", "rtsp_transport", "timeout", "open_timeout", "reconnect", "live_in_flight", "curve_secret", "curve_clients", "metrics_port", "metrics_address", "health_stall", "backend", "device", "precision", "batch", "batch_wait_ms", "calib", "cuda_graph", "trt_weak_typing", "threads", "infer_workers", "workers",
             "progress", "panoptic")
     out = {k: getattr(args, k, None) for k in keys}
     if getattr(args, "labels", None):
@@ -333,7 +338,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     engine `run` would build, with visible progress; without TensorRT or a
     GPU, say so in one line and how the graph runs instead."""
     semantic = semantic_config(load_config(args.config, schema=BuildFileConfig)) if args.config else None
-    options = BuildOptions(args.precision or "fp16", ShapeProfile(1, args.batch, args.batch), calib=args.calib)
+    options = BuildOptions(args.precision or "fp16", ShapeProfile(1, args.batch, args.batch), calib=args.calib,
+                           weak_typing=args.trt_weak_typing)
     path = resolve_model(args.model)
     if options.precision != "fp32":
         prepare = onnx_preprocess(path, semantic)

@@ -116,6 +116,7 @@ class RunConfig(BaseModel):
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a call waits for more frames
     calib: str | None = None
     cuda_graph: bool = True  # torch backend on CUDA: one graph launch per frame (a model that cannot be captured runs eagerly)
+    trt_weak_typing: bool = False  # TensorRT 10: builder flags and its calibrator instead of the typed graph
     threads: int | None = Field(None, ge=1)
     infer_workers: int | None = Field(None, ge=1)
     # Processes that share out the sources (each runs every stage for its own): a

@@ -84,7 +84,7 @@ def build_options(config: RunConfig) -> BuildOptions:
     reads the input size from the model)."""
     typed = config.backend == "onnxruntime" and config.precision in ("fp16", "int8")
     return BuildOptions(config.precision or "fp16", ShapeProfile(1, config.batch, config.batch), calib=config.calib,
-                        cuda_graph=config.cuda_graph, typed_graph=typed)
+                        cuda_graph=config.cuda_graph, typed_graph=typed, weak_typing=config.trt_weak_typing)
 
 
 def semantic_config(config: RunConfig | BuildFileConfig) -> SemanticConfig:

@@ -79,6 +79,9 @@ class BuildOptions:
     cuda_graph: bool = True  # torch backend on CUDA: replay the model as one CUDA graph where it can be captured
     fp32_tail: bool = True  # fp16/int8: keep the layers after the last convolutions in fp32 (engines.runtimes.precision)
     typed_graph: bool = False  # onnxruntime: run the fp16 or INT8 ONNX graph (engines.runtimes.typed_graph)
+    # TensorRT 10 only: precision by builder flags, fp32 layer constraints and TensorRT's entropy
+    # calibrator (weak typing, deprecated since 10.12), instead of building the typed graph strongly typed
+    weak_typing: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -97,6 +100,7 @@ class BuildOptions:
         d.pop("typed_graph")
         if self.precision == "fp32":
             d.pop("fp32_tail")  # everything is fp32 already
+            d.pop("weak_typing")  # an fp32 network is the same network either way
         d["calib"] = str(Path(self.calib).resolve()) if self.calib else None
         return d
 

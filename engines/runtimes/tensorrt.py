@@ -1,8 +1,8 @@
 """TensorRT 10 and 11 backend: compile an ONNX file once per device, then run it.
 
-Kept thin on purpose. Building: parse the ONNX file (on TensorRT 11, its
-precision-typed copy, built strongly typed), set precision flags (10), one
-optimisation profile, a timing cache shared by all builds on this GPU, and a
+Kept thin on purpose. Building: parse the ONNX file (for fp16 and INT8 its
+precision-typed copy, built strongly typed; on TensorRT 10 `weak_typing`
+sets precision flags instead, as before), one optimisation profile, a timing cache shared by all builds on this GPU, and a
 progress monitor (builds take minutes on a Jetson). Running: the name-based
 tensor API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`) on a
 CUDA stream, with device buffers allocated once as torch CUDA tensors at the
@@ -47,9 +47,10 @@ def import_tensorrt() -> Any:
 
 
 def check_version(version: str) -> None:
-    """TensorRT 10 and 11 are supported: 10 builds fp16/INT8 as it always has
-    (builder flags, layer precision, a calibrator; JetPack ships 10), 11 builds
-    the precision-typed graph strongly typed, its only mode (`strongly_typed`)."""
+    """TensorRT 10 and 11 are supported. Both build the precision-typed graph
+    strongly typed (`builds_typed`); 10 can still build as it always had
+    (builder flags, layer precision, a calibrator: `weak_typing`), which 11
+    cannot. JetPack ships 10."""
     major = version.split(".")[0]
     if major not in ("10", "11"):
         raise ModelError(f"TensorRT {version} is installed, and segstream's TensorRT backend supports 10 and 11: "
@@ -61,6 +62,20 @@ def strongly_typed(trt: Any) -> bool:
     precision then comes from the graph (engines.runtimes.typed_graph), and the
     weak-typing calls (FP16/INT8 flags, layer precision, calibrators) are gone."""
     return int(str(trt.__version__).split(".")[0]) >= 11
+
+
+def builds_typed(trt: Any, options: BuildOptions) -> bool:
+    """Whether this build parses the precision-typed graph (engines.runtimes.typed_graph)
+    as a strongly typed network: always on TensorRT 11, on 10 unless `weak_typing`.
+    Why by default on 10 too: NVIDIA deprecated weak typing in 10.12, and one graph
+    then makes the same engine's precision on Jetson (10) and elsewhere (11), the
+    graph whose accuracy bench/precision.py measures on the CPU."""
+    if strongly_typed(trt):
+        if options.weak_typing:
+            raise ModelError(f"--trt-weak-typing: TensorRT {trt.__version__} builds strongly typed networks only; "
+                             "drop the flag (precision comes from the typed ONNX graph)")
+        return True
+    return not options.weak_typing
 
 
 def device_info(trt: Any, device: str = "cuda") -> DeviceInfo:
@@ -217,8 +232,8 @@ def build_serialized(
     model and calibration set: `EngineCache.calibration_cache_path`)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    typed = strongly_typed(trt)
-    # TensorRT 10: explicit batch is the only mode; 11: strongly typed, the tensors' types say the precision.
+    typed = builds_typed(trt, options)
+    # Strongly typed: the tensors' types say the precision. Else (TensorRT 10) explicit batch, its only other mode.
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if typed else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -279,6 +294,7 @@ def ensure_engine(
     trt = import_tensorrt()
     if not Path(onnx_path).is_file():
         raise ModelError(f"model file not found: {onnx_path}")
+    typed = builds_typed(trt, options)  # before anything is looked up: weak typing on 11 is one line
     cache = cache or EngineCache()
     info = device_info(trt, device)
     prepare = None
@@ -294,12 +310,12 @@ def ensure_engine(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     say(f"{why} ({options.precision}, {info.describe()}); this can take minutes")
     batches, calib_cache = None, None
-    if strongly_typed(trt) and options.precision in ("fp16", "int8"):
+    if typed and options.precision in ("fp16", "int8"):
         from .typed_graph import ensure_typed_graph
 
-        # TensorRT 11 reads the precision from the graph: build from its fp16 or QDQ INT8 copy.
-        typed = str(ensure_typed_graph(onnx_path, options, prepare, say=say))
-        data = build_serialized(trt, typed, options, cache.timing_cache_path(info), None, say, None)
+        # Strongly typed, the precision is read from the graph: build from its fp16 or QDQ INT8 copy.
+        graph = str(ensure_typed_graph(onnx_path, options, prepare, say=say))
+        data = build_serialized(trt, graph, options, cache.timing_cache_path(info), None, say, None)
         path = cache.store(onnx_path, info, options, data)
         say(f"engine saved to {path}")
         return path

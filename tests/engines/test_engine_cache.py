@@ -33,6 +33,7 @@ def test_key_changes_with_everything_an_engine_depends_on():
         engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="1111")),
         engine_key("abc", ORIN, BuildOptions("int8", PROFILE, calib="frames/", calib_input="2222")),  # other mean/std
         engine_key("abc", ORIN, BuildOptions("fp16", PROFILE, fp32_tail=False)),
+        engine_key("abc", ORIN, BuildOptions("fp16", PROFILE, weak_typing=True)),  # TensorRT 10's old way
     ]
     assert base not in others and len(set(others)) == len(others)
     # fp32 engines are fp32 throughout: the fp16 tail setting does not make a second one.

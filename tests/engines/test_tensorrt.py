@@ -63,9 +63,10 @@ def test_a_dynamic_input_is_profiled_at_the_size_its_adapter_feeds(tmp_path):
 
 
 def test_fp16_build_sets_flag_profile_workspace_and_timing_cache(tmp_path, seg_model):
+    """TensorRT 10's weak typing (`--trt-weak-typing`): precision by builder flags."""
     timing = tmp_path / "timing.cache"
     progress: list[str] = []
-    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW), workspace_mb=512)
+    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW), workspace_mb=512, weak_typing=True)
     data = build_serialized(trt, str(seg_model), options, timing, progress=progress.append)
     config = trt.Builder.last_config
     assert data == b"engine for images"
@@ -88,8 +89,9 @@ def test_fp32_build_is_ieee_fp32_not_tf32(tmp_path, seg_model):
 def test_fp16_build_keeps_the_decoding_after_the_last_convolutions_in_fp32(tmp_path, seg_model):
     """Box coordinates of up to 320 px lose up to 0.25 px in fp16: the layers that
     compute them are constrained to fp32; the convolutions are not, nor are
-    shape arithmetic (int64) and constants. Switched off, nothing is constrained."""
-    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW))
+    shape arithmetic (int64) and constants. Switched off, nothing is constrained.
+    (TensorRT 10's weak typing; strongly typed, the typed graph keeps them fp32.)"""
+    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW), weak_typing=True)
     build_serialized(trt, str(seg_model), options, tmp_path / "t.cache")
     layers = trt.Builder.last_network.layers
     kept = [layer for layer in layers if layer.precision == trt.float32]
@@ -104,13 +106,14 @@ def test_fp16_build_keeps_the_decoding_after_the_last_convolutions_in_fp32(tmp_p
     assert shape_math and constants and all(layer.precision is None for layer in shape_math + constants)
     assert any(layer.precision == trt.float32 for layer in layers)
 
-    build_serialized(trt, str(seg_model), BuildOptions("fp16", options.profile, fp32_tail=False), tmp_path / "t.cache")
+    build_serialized(trt, str(seg_model), BuildOptions("fp16", options.profile, fp32_tail=False, weak_typing=True),
+                     tmp_path / "t.cache")
     assert trt.Builder.last_config.flags == {"fp16"}
     assert all(layer.precision is None for layer in trt.Builder.last_network.layers)
 
 
 def test_int8_build_sets_calibrator_on_the_profile(tmp_path, seg_model):
-    options = BuildOptions("int8", ShapeProfile(1, 1, 1, HW, HW, HW), calib="frames/")
+    options = BuildOptions("int8", ShapeProfile(1, 1, 1, HW, HW, HW), calib="frames/", weak_typing=True)
     scales = tmp_path / "engines" / "model.calib.cache"
     build_serialized(trt, str(seg_model), options, tmp_path / "t.cache", calib_batches=iter([]), calib_cache=scales)
     config = trt.Builder.last_config
@@ -171,17 +174,26 @@ def test_a_tensorrt_other_than_10_or_11_is_refused_in_one_line():
         check_version("12.0.0")
 
 
-@pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_tensorrt_11_builds_the_typed_graph_strongly_typed(tmp_path, seg_model, video, monkeypatch, precision):
-    """TensorRT 11 has no precision flags or calibrators: the engine is built from the
-    fp16 or QDQ INT8 copy of the model, as a strongly typed network, and nothing of
-    TensorRT 10's weak typing is called. TensorRT 10 keeps its way (the tests above)."""
+@pytest.fixture
+def fake_installed(tmp_path, monkeypatch):
+    """The double installed as `tensorrt` of a given version, with a GPU and a cache of this test's own."""
     import sys
 
-    monkeypatch.setattr(trt, "__version__", "11.4.0.106-fake")
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setenv("SEGSTREAM_CACHE", str(tmp_path))
     monkeypatch.setattr("segstream.engines.runtimes.tensorrt.device_info", lambda trt, device: DEVICE)
+    return lambda version: monkeypatch.setattr(trt, "__version__", version)
+
+
+@pytest.mark.parametrize("version", ["10.13.3.9-fake", "11.4.0.106-fake"])
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_typed_graph_is_built_strongly_typed_on_10_and_11(tmp_path, seg_model, video, fake_installed, precision,
+                                                         version):
+    """The engine is built from the fp16 or QDQ INT8 copy of the model, as a strongly
+    typed network, and nothing of TensorRT 10's weak typing is called: 11 has no
+    precision flags or calibrators, and on 10 (JetPack) the same graph then sets the
+    same precision. `--trt-weak-typing` keeps 10's old way (the tests above)."""
+    fake_installed(version)
     options = BuildOptions(precision, ShapeProfile(1, 1, 1, HW, HW, HW), calib=str(video) if precision == "int8" else None,
                            calib_frames=4)
     engine = ensure_engine(str(seg_model), options, cache=EngineCache(tmp_path / "engines"), progress=lambda line: None,
@@ -193,3 +205,17 @@ def test_tensorrt_11_builds_the_typed_graph_strongly_typed(tmp_path, seg_model, 
     assert config.flags == set() and config.int8_calibrator is None  # no FP16/INT8 flags, TF32 cleared
     assert all(layer.precision is None for layer in network.layers)
     assert engine.is_file()
+
+
+def test_weak_typing_builds_the_model_itself_on_10_and_is_refused_by_11(tmp_path, seg_model, fake_installed):
+    fake_installed("10.13.3.9-fake")
+    options = BuildOptions("fp16", ShapeProfile(1, 1, 1, HW, HW, HW), weak_typing=True)
+    cache = EngineCache(tmp_path / "engines")
+    ensure_engine(str(seg_model), options, cache=cache, progress=lambda line: None)
+    network, config = trt.Builder.last_network, trt.Builder.last_config
+    assert network.created_with == 0 and network.parsed == str(seg_model)
+    assert config.flags == {"fp16", "prefer_precision_constraints"}
+    fake_installed("11.4.0.106-fake")
+    with pytest.raises(ModelError, match=r"^--trt-weak-typing: TensorRT 11.4.0.106-fake builds strongly typed "
+                                         r"networks only; drop the flag"):
+        ensure_engine(str(seg_model), options, cache=cache, progress=lambda line: None)
