@@ -14,7 +14,8 @@ calibrated on the indoor sample video, never on the scored one. They differ in
   and also attention's matrix products ("head+attention",
   typed_graph.attention_matmuls; YOLO11 has them, YOLOv8 has none);
 - the calibration: min/max over all frames, its moving average per frame,
-  the 99.999th percentile of the values, or entropy (TensorRT's default).
+  the 99.999th percentile of the values, or entropy (TensorRT's default, with
+  its 2048-bin histograms: typed_graph.entropy_ranges).
 Each is compared with fp32 on the first frames of the sample video (objects
 found by one side only, matched boxes' IoU) and scored end to end on
 PETS09-S2L1 with the default tracker. A score on one sequence moves by a few
@@ -44,7 +45,8 @@ from precision import ASSETS, compare, detect, summary  # noqa: E402
 # (placement, kept fp32, calibration)
 VARIANTS = [("all", "tail", "min/max"), ("all", "head", "min/max"), ("all", "head", "moving"),
             ("conv", "head", "min/max"), ("conv", "head", "moving"), ("inputs", "head", "min/max"),
-            ("inputs", "head", "percentile"), ("inputs", "head", "entropy"), ("inputs", "head+attention", "min/max")]
+            ("inputs", "head", "percentile"), ("inputs", "head+attention", "min/max"),
+            ("inputs", "head+attention", "entropy")]
 
 
 def recipe(placement: str, kept: str, calibration: str) -> Int8Recipe:

@@ -13,6 +13,7 @@ import pytest
 from segstream.engines.model import onnx_preprocess
 from segstream.engines.runtimes.engine_cache import BuildOptions
 from segstream.engines.runtimes.typed_graph import (
+    Int8Recipe,
     attention_matmuls,
     ensure_typed_graph,
     tail_nodes,
@@ -122,6 +123,24 @@ def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_fram
     reference, typed = run(seg_model, blobs[3]), run(out, blobs[3])
     candidates = reference[0][0, 4:84].max(axis=0) > 0.5
     assert np.median(np.abs(typed[0][0, :4, candidates] - reference[0][0, :4, candidates])) < 3.0
+
+
+def test_entropy_calibration_clips_ranges_as_tensorrts_calibrator_does(seg_model, blobs, tmp_path):
+    """`calibration="entropy"` chooses each activation's range by KL divergence over
+    2048 bins: most ranges end inside the largest value seen (ONNX Runtime's own
+    entropy, with 128 bins for 128 levels, only ever chose the largest: min/max)."""
+    def activation_scales(recipe, name):
+        model = onnx.load(write_int8(str(seg_model), tmp_path / name, iter(blobs[:6]), recipe=recipe))
+        weights = {t.name for t in model.graph.initializer if t.name.endswith("_quantized")}  # stored INT8
+        dequantised = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in weights]
+        values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        return {n.input[0]: float(values[n.input[1]]) for n in dequantised}
+
+    minmax = activation_scales(Int8Recipe(), "minmax.onnx")
+    entropy = activation_scales(Int8Recipe(calibration="entropy"), "entropy.onnx")
+    assert minmax.keys() == entropy.keys() and len(minmax) >= 40
+    assert all(entropy[k] <= minmax[k] * 1.001 for k in minmax)
+    assert sum(entropy[k] < minmax[k] * 0.9 for k in minmax) > len(minmax) // 2
 
 
 def test_int8_keeps_attention_products_fp32(pose_model, video, tmp_path):
