@@ -2,8 +2,9 @@
 
 Kept thin on purpose. Building: parse the ONNX file (for fp16 and INT8 its
 precision-typed copy, built strongly typed; on TensorRT 10 `weak_typing`
-sets precision flags instead, as before), one optimisation profile, a timing cache shared by all builds on this GPU, and a
-progress monitor (builds take minutes on a Jetson). Running: the name-based
+sets precision flags instead, as before), one optimisation profile, a
+timing cache shared by all builds on this GPU, and a progress monitor
+(builds take minutes on a Jetson). Running: the name-based
 tensor API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`) on a
 CUDA stream, with device buffers allocated once as torch CUDA tensors at the
 profile's largest shapes; outputs are copied out before `infer` returns.

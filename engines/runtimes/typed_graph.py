@@ -21,8 +21,9 @@ The decoding tail (the layers after the last convolutions:
 INT8 keeps the head's last two convolutions per branch and attention's
 matrix products fp32 too, and quantises only the inputs of layers with
 weights. INT8 is calibrated on frames prepared exactly as the model's
-adapter prepares them. Graphs are cached like engines, under a key of the source model, the precision, and
-for INT8 the calibration frames and their preparation.
+adapter prepares them. Graphs are cached like engines, under a key of the
+source model, the precision, and for INT8 the calibration frames and their
+preparation.
 """
 
 from __future__ import annotations
