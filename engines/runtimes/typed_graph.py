@@ -252,40 +252,29 @@ def entropy_ranges(model_path: Path, reader: Any, ops: tuple[str, ...] | None, o
     are merged `ENTROPY_CHUNK` frames at a time."""
     import contextlib
     import io
+    import itertools
     import tempfile
 
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     class Chunk(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.left, self.ended = ENTROPY_CHUNK, False
+        def __init__(self, items: list[dict[str, np.ndarray]]) -> None:
+            self.items = iter(items)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.left == 0:
-                return None
-            self.left -= 1
-            item = reader.get_next()
-            self.ended = item is None
-            return item
+            return next(self.items, None)
 
+    frames = iter(reader.get_next, None)
     with tempfile.TemporaryDirectory(prefix="segstream-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(model_path, list(ops) if ops else None, str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.Entropy,
                                        extra_options={"symmetric": True, "num_bins": ENTROPY_BINS,
                                                       "num_quantized_bins": ENTROPY_QUANTISED_BINS})
         collected = False
-        while True:
-            chunk = Chunk()
-            try:
-                calibrator.collect_data(chunk)
-            except ValueError:  # "No data is collected": the frames ended on a chunk's boundary
-                if chunk.left == ENTROPY_CHUNK - 1 and chunk.ended:
-                    break
-                raise
+        while chunk := list(itertools.islice(frames, ENTROPY_CHUNK)):
+            calibrator.collect_data(Chunk(chunk))  # histograms merge into those of the chunks before
             collected = True
-            if chunk.ended:
-                break
         if collected:  # else no file: the caller reports the missing frames
             save_tensors_data(calibrator.compute_data(), out)
 
