@@ -210,10 +210,11 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
 
     reader = Frames()
     method = {"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
-    ranges = out.with_suffix(".ranges.json")  # entropy: the ranges, computed here (`entropy_ranges`)
-    ranges.unlink(missing_ok=True)
+    # entropy: the ranges are computed here (`entropy_ranges`) and handed over as ONNX Runtime's calibration cache
+    ranges = out.with_suffix(".ranges.json") if recipe.calibration == "entropy" else None
     try:
-        if recipe.calibration == "entropy":
+        if ranges is not None:
+            ranges.unlink(missing_ok=True)
             entropy_ranges(named, reader, recipe.ops, ranges)
         quantize_static(str(named), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=blocked,
@@ -225,10 +226,11 @@ def write_int8(onnx_path: str, out: Path, blobs: Iterator[np.ndarray], fp32_tail
                                        list(recipe.ops or ()),
                                        "CalibMovingAverage": recipe.calibration == "moving",
                                        "CalibPercentile": 99.999},
-                        calibration_cache_path=ranges if recipe.calibration == "entropy" else None)
+                        calibration_cache_path=ranges)
     finally:
-        named.unlink(missing_ok=True)
-        ranges.unlink(missing_ok=True)
+        for path in (named, ranges):
+            if path is not None:
+                path.unlink(missing_ok=True)
     if reader.count == 0:
         out.unlink(missing_ok=True)
         raise ModelError("calib: no frame to calibrate with; give a video file or image folder from the camera")
