@@ -125,22 +125,37 @@ def test_int8_graph_is_symmetric_qdq_at_convolutions_calibrated_on_prepared_fram
     assert np.median(np.abs(typed[0][0, :4, candidates] - reference[0][0, :4, candidates])) < 3.0
 
 
+def activation_scales(seg_model, blobs, path, recipe):
+    """The scale of each quantised activation (weights are stored INT8 and left out)."""
+    model = onnx.load(write_int8(str(seg_model), path, iter(blobs[:6]), recipe=recipe))
+    weights = {t.name for t in model.graph.initializer if t.name.endswith("_quantized")}
+    dequantised = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in weights]
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {n.input[0]: float(values[n.input[1]]) for n in dequantised}
+
+
 def test_entropy_calibration_clips_ranges_as_tensorrts_calibrator_does(seg_model, blobs, tmp_path):
     """`calibration="entropy"` chooses each activation's range by KL divergence over
     2048 bins: most ranges end inside the largest value seen (ONNX Runtime's own
     entropy, with 128 bins for 128 levels, only ever chose the largest: min/max)."""
-    def activation_scales(recipe, name):
-        model = onnx.load(write_int8(str(seg_model), tmp_path / name, iter(blobs[:6]), recipe=recipe))
-        weights = {t.name for t in model.graph.initializer if t.name.endswith("_quantized")}  # stored INT8
-        dequantised = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in weights]
-        values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-        return {n.input[0]: float(values[n.input[1]]) for n in dequantised}
-
-    minmax = activation_scales(Int8Recipe(), "minmax.onnx")
-    entropy = activation_scales(Int8Recipe(calibration="entropy"), "entropy.onnx")
+    minmax = activation_scales(seg_model, blobs, tmp_path / "minmax.onnx", Int8Recipe())
+    entropy = activation_scales(seg_model, blobs, tmp_path / "entropy.onnx", Int8Recipe(calibration="entropy"))
     assert minmax.keys() == entropy.keys() and len(minmax) >= 40
     assert all(entropy[k] <= minmax[k] * 1.001 for k in minmax)
     assert sum(entropy[k] < minmax[k] * 0.9 for k in minmax) > len(minmax) // 2
+
+
+def test_percentile_calibration_clips_less_as_the_percentile_rises(seg_model, blobs, tmp_path):
+    """`calibration="percentile"` ends each range where that share of the values'
+    magnitudes lies inside, from histograms merged over the frames (so that a
+    640-input model does not hold every frame's activations): never outside
+    min/max's, and a higher percentile never clips more than a lower one."""
+    minmax = activation_scales(seg_model, blobs, tmp_path / "minmax.onnx", Int8Recipe())
+    high, low = (activation_scales(seg_model, blobs, tmp_path / f"p{p}.onnx",
+                                   Int8Recipe(calibration="percentile", percentile=p)) for p in (99.999, 99.9))
+    assert minmax.keys() == high.keys() == low.keys() and len(minmax) >= 40
+    assert all(low[k] <= high[k] * 1.001 and high[k] <= minmax[k] * 1.001 for k in minmax)
+    assert sum(low[k] < minmax[k] * 0.9 for k in minmax) > len(minmax) // 2
 
 
 def test_int8_keeps_attention_products_fp32(pose_model, video, tmp_path):
