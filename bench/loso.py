@@ -54,9 +54,8 @@ GRID: dict[str, list[Any]] = {
     "std_velocity": [1 / 160, 1 / 80],  # DeepSORT's velocity noise, or twice it
     "track_buffer": ["30 frames", "1 s", "2 s"],
     "state": ["xyah", "xywh"],  # DeepSORT's Kalman state, or BoT-SORT's
-    "duo": [False, True],
 }
-DEFAULTS = {"min_hits": 2, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "1 s", "state": "xywh", "duo": False}
+DEFAULTS = {"min_hits": 2, "distance_weight": 1.0, "std_velocity": 1 / 80, "track_buffer": "1 s", "state": "xywh"}
 
 
 def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
@@ -70,8 +69,7 @@ def tracker_options(config: dict[str, Any], fps: float) -> dict[str, Any]:
 def describe(config: dict[str, Any]) -> str:
     velocity = "1/160" if config["std_velocity"] == 1 / 160 else "1/80"
     return (f"min_hits {config['min_hits']}, centre {'on' if config['distance_weight'] else 'off'}, "
-            f"velocity {velocity}, lost {config['track_buffer']}, {config['state']}"
-            + (", DUO" if config["duo"] else ""))
+            f"velocity {velocity}, lost {config['track_buffer']}, {config['state']}")
 
 
 def run(root: Path, config: dict[str, Any], sequences: list[str], out: Path) -> dict[str, Scores]:

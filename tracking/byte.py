@@ -92,7 +92,6 @@ class ByteTracker:
         distance_weight: float = 1.0,
         std_velocity: float = 1.0 / 80,
         first_id: int = 1,
-        duo: bool = False,
     ) -> None:
         if state not in ("xyah", "xywh"):
             raise ValueError(f"state must be 'xyah' or 'xywh', got {state!r}")
@@ -108,7 +107,6 @@ class ByteTracker:
         self.low_match_iou = low_match_iou
         self.tentative_match_iou = tentative_match_iou
         self.track_buffer = track_buffer if track_buffer is not None else round(lost_seconds * (frame_rate or 30.0))
-        self.duo = duo
         self.frame_count = 0
         self._kf = (WidthHeightKalman if state == "xywh" else HeightScaledKalman)(std_velocity=std_velocity)
         self._tracks = _Tracks.empty()
@@ -154,12 +152,6 @@ class ByteTracker:
         # 3) remaining high-score detections vs tentative tracks (seen once)
         free_high, _ = self._associate(dets, free_high, t, iou, pen, tentative, self.tentative_match_iou, det_of_track)
 
-        unsure = free_high[dets.scores[free_high] < self.new_track_thresh]
-        if self.duo and len(unsure) and len(t):
-            unsure = self._unlikely(xyxy, unsure, t, dets.scores)
-        else:
-            unsure = unsure[:0]
-
         hit = det_of_track >= 0
         matched = hit.nonzero()[0]
         if len(matched):
@@ -178,7 +170,7 @@ class ByteTracker:
         # Tentative tracks that missed die; confirmed ones survive `track_buffer` frames.
         alive = np.where(is_confirmed, t.since_update <= self.track_buffer, hit)
         # New tracks (confirmed at once in the very first frame, as ByteTrack does).
-        new = free_high[(dets.scores[free_high] >= self.new_track_thresh) | np.isin(free_high, unsure)]
+        new = free_high[dets.scores[free_high] >= self.new_track_thresh]
         report = hit & is_confirmed
         rows, ids, means = det_of_track[report], t.ids[report], t.mean[report]
         if not alive.all():
@@ -215,18 +207,6 @@ class ByteTracker:
         d, tr, free_d, free_t = match(cost, 1.0 - min_iou)
         det_of_track[trk_rows[tr]] = det_rows[d]
         return det_rows[free_d], trk_rows[free_t]
-
-    def _unlikely(self, xyxy: np.ndarray, rows: np.ndarray, t: _Tracks, scores: np.ndarray) -> np.ndarray:
-        """BoostTrack's DUO boost: of the unmatched detections too unsure to start a
-        track, those outside every track's 99% Mahalanobis gate, keeping only the
-        surest of any that overlap each other (IoU > 0.3)."""
-        far = rows[self._kf.gating_distance(t.mean, t.cov, self._kf.measure(xyxy[rows])).min(0) > 13.2767]
-        if len(far) < 2:
-            return far
-        overlap, _ = iou_and_centre_penalty(xyxy[far], xyxy[far], np.zeros(len(far)), np.zeros(len(far)))
-        np.fill_diagonal(overlap, 0)
-        beaten = ((overlap > 0.3) & (scores[far][None, :] > scores[far][:, None])).any(1)
-        return far[~beaten]
 
     def _initiate(self, dets: Detections, rows: np.ndarray, state: int, emb_dim: int) -> _Tracks:
         n = len(rows)
