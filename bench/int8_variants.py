@@ -68,7 +68,8 @@ def recipe(placement: str, kept: str, calibration: str) -> Int8Recipe:
 
 def held_out_frames(spec: str, prepare, calibrated: int, count: int = 32) -> list[np.ndarray]:
     """`count` prepared frames of `spec` that `calibration_batches(spec, ..., calibrated)` does
-    not take: it takes every `step`-th frame, these lie half a step after, spread over the file."""
+    not take: it takes every `step`-th frame, these lie half a step after, spread over the file
+    (a file with fewer than twice `calibrated` frames has none to spare: these would overlap)."""
     with open_source(spec) as source:
         step = max((source.frame_count or calibrated) // calibrated, 2)
         between = [frame for i, frame in enumerate(source) if i % step == step // 2]

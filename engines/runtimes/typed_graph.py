@@ -250,9 +250,9 @@ HISTOGRAM_CHUNK = 16  # frames whose activations are held at once
 def histogram_ranges(model_path: Path, reader: Any, ops: tuple[str, ...] | None, out: Path, method: str,
                      percentile: float = 99.999) -> None:
     """Write to `out` (ONNX Runtime's calibration cache) the INT8 range of each
-    activation from its histogram of absolute values (2048 bins, as TensorRT's
-    calibrators): with `method` "percentile", where `percentile` of the values
-    lie inside; with "entropy", where the KL divergence between the histogram
+    activation from a histogram of its values (2048 bins, as TensorRT's
+    calibrators): with `method` "percentile", where `percentile` of the values'
+    magnitudes lie inside; with "entropy", where the KL divergence between the histogram
     and its form quantised to 128 levels is least, as TensorRT's entropy
     calibrator does. Why not `quantize_static`'s own: it holds every frame's
     activations at once (YOLO11n-pose at 640 over 256 frames: more than 24
